@@ -1,0 +1,38 @@
+# Two commands from a fresh clone: `make demo` (the main job) and `make test`.
+# Both create .venv with the pinned recipe first (see README "Install").
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.keras-mi-installed
+DEMO_OUT ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo lock clean bench-quick
+
+setup: $(STAMP)
+
+# Step 1: the normal resolve, held to requirements/lock.txt so a fresh machine
+# gets the same versions. Step 2: the packages with stale metadata, --no-deps.
+$(STAMP): requirements/base.in requirements/lock.txt requirements/no-deps.txt setup.cfg
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/base.in -c requirements/lock.txt
+	$(PY) -m pip install -q --no-deps -r requirements/no-deps.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+demo: $(STAMP)
+	$(VENV)/bin/keras-mi evaluate --out $(DEMO_OUT)
+
+bench-quick: $(STAMP)
+	for f in bench/*.py; do $(PY) $$f --quick || exit 1; done
+
+# Re-pin after changing requirements/base.in (run on the reference machine).
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v -i -E '^(tensorflow[-_]privacy|tensorflow[-_]empirical[-_]privacy|tf[-_]keras)==' > requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) build *.egg-info
