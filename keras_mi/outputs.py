@@ -1,0 +1,122 @@
+"""Model outputs on disk: the seam between training and attacking.
+
+A trained target (by keras-mi, by TF-Privacy's DP-SGD in its own process, or
+by anyone else) is attacked from its logits and the true labels only, so
+attacks never import training code. On disk this is one ``.npz`` file with
+arrays named ``<split>_logits`` (float, ``(n, num_classes)``, pre-softmax)
+and ``<split>_labels`` (int, ``(n,)``) for each split present; ``members`` and
+``non_members`` are required, ``reference`` (the MMD validation set),
+``test`` and ``shadow`` are optional. Plain numpy: no pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tempfile
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+SPLITS = ("members", "non_members", "reference", "test", "shadow")
+REQUIRED_SPLITS = ("members", "non_members")
+
+
+@dataclasses.dataclass
+class ModelOutputs:
+    """Logits and integer labels of one model on each split.
+
+    Attributes:
+      logits: split name -> ``(n, num_classes)`` float array of logits.
+      labels: split name -> ``(n,)`` int array of true labels.
+
+    Example:
+      >>> out = ModelOutputs.from_arrays(
+      ...     members=(np.zeros((2, 3)), np.array([0, 1])),
+      ...     non_members=(np.zeros((2, 3)), np.array([2, 0])))
+      >>> out.num_classes
+      3
+    """
+
+    logits: Dict[str, np.ndarray]
+    labels: Dict[str, np.ndarray]
+
+    def __post_init__(self):
+        for split in REQUIRED_SPLITS:
+            if split not in self.logits:
+                raise ValueError(f"ModelOutputs needs the '{split}' split.")
+        num_classes = None
+        for split, logits in self.logits.items():
+            if split not in SPLITS:
+                raise ValueError(f"Unknown split '{split}'; expected one of {SPLITS}.")
+            logits = np.asarray(logits)
+            labels = np.asarray(self.labels.get(split))
+            if logits.ndim != 2 or labels.ndim != 1 or len(logits) != len(labels):
+                raise ValueError(
+                    f"Split '{split}': logits must be (n, classes) and labels (n,), "
+                    f"got {logits.shape} and {labels.shape}.")
+            if num_classes is None:
+                num_classes = logits.shape[1]
+            elif logits.shape[1] != num_classes:
+                raise ValueError(
+                    f"Split '{split}' has {logits.shape[1]} classes, others {num_classes}.")
+            if not np.all(np.isfinite(logits)):
+                raise ValueError(f"Split '{split}': logits contain NaN or inf.")
+            if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+                raise ValueError(
+                    f"Split '{split}': labels must lie in [0, {num_classes}).")
+            self.logits[split] = logits
+            self.labels[split] = labels.astype(np.int64)
+
+    @property
+    def num_classes(self) -> int:
+        return self.logits["members"].shape[1]
+
+    @classmethod
+    def from_arrays(cls, **splits: Tuple[np.ndarray, np.ndarray]) -> "ModelOutputs":
+        """Builds from ``split=(logits, labels)`` keyword arguments."""
+        return cls(logits={k: v[0] for k, v in splits.items() if v is not None},
+                   labels={k: v[1] for k, v in splits.items() if v is not None})
+
+    @classmethod
+    def from_model(cls, model, batch_size: int = 1024,
+                   **splits: Tuple[np.ndarray, np.ndarray]) -> "ModelOutputs":
+        """Runs ``model.predict`` on each ``split=(x, y)``; the model must output logits."""
+        return cls.from_arrays(**{
+            name: (np.asarray(model.predict(xy[0], batch_size=batch_size, verbose=0)),
+                   np.asarray(xy[1]))
+            for name, xy in splits.items() if xy is not None})
+
+    def save_npz(self, path) -> None:
+        """Writes atomically (temp file + rename), so a crash never leaves half a file."""
+        path = pathlib.Path(path)
+        arrays = {}
+        for split in self.logits:
+            arrays[f"{split}_logits"] = self.logits[split]
+            arrays[f"{split}_labels"] = self.labels[split]
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load_npz(cls, path) -> "ModelOutputs":
+        with np.load(path, allow_pickle=False) as data:
+            logits, labels = {}, {}
+            for split in SPLITS:
+                if f"{split}_logits" in data:
+                    logits[split] = data[f"{split}_logits"]
+                    labels[split] = data[f"{split}_labels"]
+        return cls(logits=logits, labels=labels)
+
+    def get(self, split: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """``(logits, labels)`` of a split, or None when absent."""
+        if split not in self.logits:
+            return None
+        return self.logits[split], self.labels[split]
