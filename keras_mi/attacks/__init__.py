@@ -1,6 +1,11 @@
 """Membership-inference attacks on a model's outputs (logits + labels).
 
 Convention: a higher score means "more likely a member".
+
+Example:
+  >>> from keras_mi import attacks  # doctest: +SKIP
+  >>> report = attacks.run(outputs)  # outputs: keras_mi.ModelOutputs  # doctest: +SKIP
+  >>> print(report.summary())  # doctest: +SKIP
 """
 
 from keras_mi.attacks.metrics import (DEFAULT_FPR_TARGETS, advantage, attack_metrics, auc,
@@ -8,9 +13,20 @@ from keras_mi.attacks.metrics import (DEFAULT_FPR_TARGETS, advantage, attack_met
                                       tpr_at_fprs)
 from keras_mi.attacks.results import (AttackReport, AttackResult, AttackType, downsample_roc,
                                       evaluate_scores)
+from keras_mi.attacks.runner import (ATTACKS, AttackSpec, available_attacks, register_attack,
+                                     run, run_on_model, summarize)
+from keras_mi.attacks.scores import (SCORE_NAMES, compute_scores, confidence_score,
+                                     correctness, entropy_score, log_softmax, loss_score,
+                                     max_confidence_score, modified_entropy_score)
+from keras_mi.attacks.threshold import (class_threshold_attack, gap_attack,
+                                        learn_class_thresholds, threshold_attack)
 
 __all__ = [
-    "AttackReport", "AttackResult", "AttackType", "DEFAULT_FPR_TARGETS", "advantage",
-    "attack_metrics", "auc", "best_accuracy", "best_threshold", "downsample_roc",
-    "evaluate_scores", "roc_curve", "tpr_at_fpr", "tpr_at_fprs",
+    "ATTACKS", "AttackReport", "AttackResult", "AttackSpec", "AttackType",
+    "DEFAULT_FPR_TARGETS", "SCORE_NAMES", "advantage", "attack_metrics", "auc",
+    "available_attacks", "best_accuracy", "best_threshold", "class_threshold_attack",
+    "compute_scores", "confidence_score", "correctness", "downsample_roc", "entropy_score",
+    "evaluate_scores", "gap_attack", "learn_class_thresholds", "log_softmax", "loss_score",
+    "max_confidence_score", "modified_entropy_score", "register_attack", "roc_curve", "run",
+    "run_on_model", "summarize", "threshold_attack", "tpr_at_fpr", "tpr_at_fprs",
 ]

@@ -78,7 +78,7 @@ def roc_curve(member_scores, non_member_scores) -> Tuple[np.ndarray, np.ndarray,
     sorted_scores = scores[order]
     tps = np.cumsum(order < n_pos)  # members sit at indices < n_pos
     # Keep the last index of each run of tied scores: one threshold per value.
-    last = np.flatnonzero(np.diff(sorted_scores))
+    last = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])  # inf-safe, unlike diff
     last = np.append(last, scores.size - 1)
     tps = tps[last]
     fps = (last + 1) - tps

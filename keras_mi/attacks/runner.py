@@ -1,0 +1,222 @@
+"""One entry point for every attack: a registry and :func:`run`.
+
+Each attack is a function registered under a name::
+
+    @register_attack("shadow_nn", needs_shadow=True)
+    def shadow_nn(outputs, shadow_outputs=None, *, fpr_targets, keep_scores, **options):
+        ...  # return an AttackResult or a list of them
+
+:func:`run` calls the requested attacks on a target's
+:class:`~keras_mi.outputs.ModelOutputs` and gathers an
+:class:`~keras_mi.attacks.results.AttackReport`. The built-in threshold
+attacks are registered here; the shadow-model and LiRA attacks register
+themselves in :mod:`keras_mi.attacks.shadow` / :mod:`keras_mi.attacks.lira`,
+which :func:`run` imports on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import sys
+import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from keras_mi.attacks import metrics as _metrics
+from keras_mi.attacks import scores as _scores
+from keras_mi.attacks import threshold as _threshold
+from keras_mi.attacks.results import AttackReport, AttackResult
+from keras_mi.outputs import ModelOutputs
+
+#: Modules whose import registers more attacks (loaded lazily, if present).
+PLUGIN_MODULES = ("keras_mi.attacks.shadow", "keras_mi.attacks.lira")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+    """A registered attack.
+
+    Attributes:
+      name: the name :func:`run` knows it by.
+      fn: ``fn(outputs, shadow_outputs=None, *, fpr_targets, keep_scores,
+        **options) -> AttackResult | list[AttackResult]``.
+      needs_shadow: it needs ``shadow_outputs``; skipped by default without.
+      default: run when :func:`run` gets ``attacks=None``.
+      reference_check: it also runs on reference vs non-members.
+    """
+
+    name: str
+    fn: Callable[..., Union[AttackResult, Sequence[AttackResult]]]
+    needs_shadow: bool = False
+    default: bool = True
+    reference_check: bool = False
+
+
+#: name -> :class:`AttackSpec` of every known attack.
+ATTACKS: Dict[str, AttackSpec] = {}
+
+
+def register_attack(name: str, fn: Optional[Callable] = None, *, needs_shadow: bool = False,
+                    default: bool = True, reference_check: bool = False):
+    """Registers ``fn`` under ``name`` (usable as a decorator).
+
+    Example:
+      >>> @register_attack("zero_score", default=False)
+      ... def zero_score(outputs, shadow_outputs=None, **kw):
+      ...     return evaluate_scores([0.0], [0.0], name="zero_score")
+      >>> "zero_score" in ATTACKS
+      True
+    """
+    def _register(f):
+        ATTACKS[name] = AttackSpec(name, f, needs_shadow, default, reference_check)
+        return f
+    return _register(fn) if fn is not None else _register
+
+
+def _load_plugins() -> None:
+    for module in PLUGIN_MODULES:
+        if module not in sys.modules and importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def _builtin(score: str, per_class: bool):
+    def attack(outputs, shadow_outputs=None, *, fpr_targets=_metrics.DEFAULT_FPR_TARGETS,
+               keep_scores=False, positives="members", negatives="non_members", cache=None):
+        kw = dict(positives=positives, negatives=negatives, fpr_targets=fpr_targets,
+                  cache=cache, keep_scores=keep_scores)
+        if score == "gap":
+            return _threshold.gap_attack(outputs, **kw)
+        if per_class:
+            return _threshold.class_threshold_attack(outputs, score, shadow_outputs, **kw)
+        return _threshold.threshold_attack(outputs, score, **kw)
+    attack.__name__ = f"{score}_class_attack" if per_class else f"{score}_attack"
+    attack.__doc__ = f"Built-in {'class-dependent' if per_class else 'global'} '{score}' attack."
+    return attack
+
+
+register_attack("gap", _builtin("gap", False), reference_check=True)
+for _name in _scores.SCORE_NAMES:
+    register_attack(_name, _builtin(_name, False), reference_check=True)
+for _name in _scores.SCORE_NAMES:
+    register_attack(f"{_name}_class", _builtin(_name, True), needs_shadow=True)
+_BUILTIN = frozenset(ATTACKS)
+
+
+def available_attacks() -> List[str]:
+    """Names :func:`run` accepts (built-ins plus registered plug-ins).
+
+    Example:
+      >>> "modified_entropy" in available_attacks()
+      True
+    """
+    _load_plugins()
+    return list(ATTACKS)
+
+
+def run(outputs: ModelOutputs, attacks: Optional[Iterable[str]] = None,
+        shadow_outputs=None, *, fpr_targets: Iterable[float] = _metrics.DEFAULT_FPR_TARGETS,
+        check_reference: bool = True, keep_scores: bool = False, baseline: bool = False,
+        baseline_options: Optional[Mapping[str, Any]] = None,
+        options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        metadata: Optional[Mapping[str, Any]] = None) -> AttackReport:
+    """Runs membership-inference attacks on a target model's outputs.
+
+    Args:
+      outputs: the target's logits and labels; needs ``members`` and
+        ``non_members``; a ``reference`` split adds the reference-leak check.
+      attacks: names from :func:`available_attacks`; ``None`` = every default
+        attack whose requirements are met (those needing shadows only when
+        ``shadow_outputs`` is given).
+      shadow_outputs: what shadow-based attacks need (for ``*_class``: one
+        or a list of shadow models' ``ModelOutputs``).
+      fpr_targets: FPRs for ``tpr_at_fpr``.
+      check_reference: also attack ``reference`` vs ``non_members`` with the
+        attacks that support it, when that split exists.
+      keep_scores: keep per-record scores on the results (for histograms).
+      baseline: also run TF-Privacy's harness on the same outputs
+        (:func:`keras_mi.attacks.tfp_baseline.run_tf_privacy_baseline`,
+        options in ``baseline_options``); its rows are named ``tfp_*``.
+      options: per-attack keyword arguments, ``{name: {...}}``.
+      metadata: copied into the report.
+
+    Returns:
+      An :class:`~keras_mi.attacks.results.AttackReport`.
+
+    Example:
+      >>> out = ModelOutputs.from_arrays(
+      ...     members=(np.array([[3.0, 0.0], [0.0, 3.0]]), np.array([0, 1])),
+      ...     non_members=(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1, 1])))
+      >>> run(out, ["gap", "loss"]).strongest().name
+      'loss'
+    """
+    if not isinstance(outputs, ModelOutputs):
+        raise TypeError(f"outputs must be a ModelOutputs, got {type(outputs).__name__}; "
+                        "build one with ModelOutputs.from_arrays or from_model.")
+    _load_plugins()
+    options = dict(options or {})
+    if attacks is None:
+        names = [n for n, s in ATTACKS.items()
+                 if s.default and (shadow_outputs is not None or not s.needs_shadow)]
+    else:
+        names = [attacks] if isinstance(attacks, str) else list(attacks)
+        unknown = [n for n in names if n not in ATTACKS]
+        if unknown:
+            raise ValueError(f"Unknown attack(s) {unknown}; available: {list(ATTACKS)}.")
+        missing = [n for n in names if ATTACKS[n].needs_shadow and shadow_outputs is None]
+        if missing:
+            raise ValueError(f"Attack(s) {missing} need shadow_outputs; train shadow models "
+                             "first or drop these attacks.")
+    unknown_opts = [n for n in options if n not in names]
+    if unknown_opts:
+        raise ValueError(f"options given for attacks not run: {unknown_opts}.")
+    pairs = [("members", "non_members")]
+    if check_reference and outputs.get("reference") is not None:
+        pairs.append(("reference", "non_members"))
+    cache = _threshold.ScoreCache(outputs)
+    report = AttackReport(metadata=dict(metadata or {}))
+    report.metadata.setdefault("splits", {k: int(len(v)) for k, v in outputs.labels.items()})
+    report.metadata.setdefault("num_classes", int(outputs.num_classes))
+    for positives, negatives in pairs:
+        for name in names:
+            spec = ATTACKS[name]
+            if positives != "members" and not spec.reference_check:
+                continue
+            kw = dict(options.get(name, {}))
+            if name in _BUILTIN:
+                kw.update(cache=cache, positives=positives, negatives=negatives)
+            start = time.perf_counter()
+            got = spec.fn(outputs, shadow_outputs, fpr_targets=tuple(fpr_targets),
+                          keep_scores=keep_scores, **kw)
+            elapsed = time.perf_counter() - start
+            got = [got] if isinstance(got, AttackResult) else list(got)
+            for r in got:
+                if not isinstance(r, AttackResult):
+                    raise TypeError(f"Attack '{name}' returned {type(r).__name__}, "
+                                    "expected AttackResult.")
+                if name not in _BUILTIN and not r.wall_time_s:
+                    r.wall_time_s = elapsed / len(got)
+            report.results.extend(got)
+    if baseline:
+        from keras_mi.attacks.tfp_baseline import run_tf_privacy_baseline
+        report.results.extend(run_tf_privacy_baseline(
+            outputs, fpr_targets=fpr_targets, **dict(baseline_options or {})).results)
+    return report
+
+
+def run_on_model(model, members, non_members, reference=None, attacks=None,
+                 shadow_outputs=None, batch_size: int = 1024, **kwargs) -> AttackReport:
+    """:func:`run` on a Keras model (ending in logits) and ``(x, y)`` pairs.
+
+    Example:
+      >>> report = run_on_model(model, (x_train, y_train), (x_test, y_test))  # doctest: +SKIP
+      >>> print(report.summary())  # doctest: +SKIP
+    """
+    outputs = ModelOutputs.from_model(model, batch_size=batch_size, members=members,
+                                      non_members=non_members, reference=reference)
+    return run(outputs, attacks=attacks, shadow_outputs=shadow_outputs, **kwargs)
+
+
+def summarize(report: AttackReport, by: str = "advantage") -> str:
+    """The report's short text summary (same as ``report.summary(by)``)."""
+    return report.summary(by=by)
