@@ -1,1 +1,21 @@
-"""keras_mi.losses"""
+"""keras_mi.losses: kernel two-sample statistics used by the MMD defense.
+
+Example:
+
+>>> import numpy as np
+>>> from keras_mi.losses import mmd2
+>>> float(mmd2(np.zeros((4, 3)), np.zeros((4, 3))))
+0.0
+"""
+
+from keras_mi.losses.mmd import gaussian_kernel
+from keras_mi.losses.mmd import mmd2
+from keras_mi.losses.mmd import pairwise_squared_distances
+from keras_mi.losses.mmd import softmax_mmd2
+
+__all__ = [
+    "gaussian_kernel",
+    "mmd2",
+    "pairwise_squared_distances",
+    "softmax_mmd2",
+]

@@ -1,0 +1,288 @@
+"""`MMDModel`: the MMD set regularizer of Li, Li & Ribeiro inside `model.fit`.
+
+Design:
+
+* The wrapped model outputs logits. Its forward pass on the training batch
+  is the ordinary one `Model.train_step` makes; the MMD term lives in
+  `compute_loss`, so the same code runs on the TensorFlow and JAX trainers,
+  under `tf.distribute`, and composes with other train steps.
+* For each training example with class c (the argmax of one-hot or soft
+  labels; mixup's soft labels pair on their dominant class, whereas the
+  paper's code pairs on the un-mixed labels) one reference example of class
+  c is drawn, giving a reference batch with identical per-class counts.
+  Draws are without replacement inside a batch (a random within-class
+  permutation of the reference set each step); only when a batch holds more
+  examples of a class than the reference set has do they wrap around and
+  repeat. `replace=True` draws i.i.d. instead (cheaper for huge sets).
+* The reference batch goes through the wrapped model in a *separate* call
+  whose softmax is `stop_gradient`-ed. Autodiff then never runs the backward
+  pass of that call, so the step costs one extra forward pass (~1.33x a
+  plain step). One concatenated forward pass of train+reference batch would
+  not be cheaper: the backward matmuls would run over the doubled batch
+  (~2x), and BatchNorm would normalize the training batch with statistics
+  mixed from the reference batch, which the paper's code does not do.
+* ``schedule="summed"``: loss = compiled loss + weight * MMD² every step.
+  ``schedule="paper"``: the compiled loss alone; at the end of each epoch
+  (but the last) whose train-minus-validation accuracy gap is at least
+  ``gap_threshold``, `PaperSchedule` runs one extra pass over the training
+  data with MMD-only steps (see `keras_mi.training.schedules`).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_mi.losses.mmd import mmd2
+from keras_mi.training.reference import ReferenceSet
+
+__all__ = ["MMDModel"]
+
+SCHEDULES = ("summed", "paper")
+
+
+@keras.saving.register_keras_serializable(package="keras_mi")
+class MMDModel(keras.Model):
+    """Wraps a logits model and adds ``weight * MMD²`` to its training loss.
+
+    Args:
+        model: A Keras model mapping inputs to logits ``(batch, classes)``.
+        reference: ``(x_ref, y_ref)``, the held-out reference set (the
+            paper's validation set). Labels are ints or one-hot rows. May be
+            ``None`` and given later with `set_reference` (e.g. after load).
+        weight: λ >= 0, the MMD² loss weight (3.0 in the paper's CIFAR run).
+        sigma: Gaussian kernel bandwidth > 0, or a list of them (summed).
+        schedule: ``"summed"`` or ``"paper"`` (see the module docstring).
+        unbiased: Use the unbiased MMD² estimator (the paper uses biased).
+        gap_threshold: For ``"paper"``: accuracy gap (fraction, 0.03 = 3
+            points) that triggers an MMD pass.
+        replace: Draw reference examples i.i.d. instead of without
+            replacement within a batch.
+        from_logits: ``False`` if the wrapped model already ends in softmax.
+        reference_training: The ``training`` flag for the reference forward
+            pass (``True`` mirrors the paper's code: dropout on, BatchNorm
+            in train mode).
+        seed: Seed of the reference sampling.
+        **kwargs: Passed to `keras.Model` (``name``, ``dtype``...).
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> x = np.random.rand(64, 5).astype("float32"); y = np.arange(64) % 2
+    >>> net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+    >>> model = MMDModel(net, reference=(x[:32], y[:32]), weight=3.0, seed=0)
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> _ = model.fit(x[32:], y[32:], epochs=1, batch_size=16, verbose=0)
+    """
+
+    def __init__(
+        self,
+        model,
+        reference=None,
+        weight=3.0,
+        sigma=1.0,
+        schedule="summed",
+        unbiased=False,
+        gap_threshold=0.03,
+        replace=False,
+        from_logits=True,
+        reference_training=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(model, keras.layers.Layer):
+            raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
+        weight = float(weight)
+        if not weight >= 0.0:
+            raise ValueError(f"`weight` (λ) must be >= 0; received {weight}. The paper uses 0.025 to 16.")
+        sigmas = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma]
+        if not sigmas or not all(float(s) > 0.0 for s in sigmas):
+            raise ValueError(f"`sigma` must be > 0 (or a non-empty list of values > 0); received {sigma!r}.")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"`schedule` must be one of {SCHEDULES}; received {schedule!r}.")
+        if not -1.0 <= float(gap_threshold) <= 1.0:
+            raise ValueError(
+                f"`gap_threshold` is an accuracy difference in [-1, 1]; received {gap_threshold} "
+                "(3 points is 0.03)."
+            )
+        self.model = model
+        self.weight = weight
+        self.sigma = sigma if not isinstance(sigma, tuple) else list(sigma)
+        self.schedule = schedule
+        self.unbiased = bool(unbiased)
+        self.gap_threshold = float(gap_threshold)
+        self.replace = bool(replace)
+        self.from_logits = bool(from_logits)
+        self.reference_training = bool(reference_training)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.mmd_tracker = keras.metrics.Mean(name="mmd")
+        # Python flag read when a train function is traced: True only inside
+        # the MMD-only passes of the "paper" schedule (see schedules.py).
+        self._mmd_only = False
+        self._reference = None
+        if reference is not None:
+            self.set_reference(*reference)
+
+    # ------------------------------------------------------------------ data
+    @property
+    def num_classes(self):
+        """Width of the wrapped model's output, or ``None`` if not built."""
+        try:
+            shape = self.model.output_shape
+        except (AttributeError, ValueError):
+            return None
+        return None if shape is None or shape[-1] is None else int(shape[-1])
+
+    @property
+    def reference(self):
+        """The `ReferenceSet` in use, or ``None``."""
+        return self._reference
+
+    def set_reference(self, x, y):
+        """Sets (or replaces) the reference set ``(x, y)``; validates it.
+
+        Example:
+
+        >>> model.set_reference(x_val, y_val)  # doctest: +SKIP
+        """
+        # Wrap in a plain attribute holder: Keras does not track it, so it
+        # is neither a weight nor saved.
+        self._reference = ReferenceSet.create(x, y, num_classes=self.num_classes)
+        if self.num_classes is not None:
+            shape = getattr(self.model, "input_shape", None)
+            if isinstance(shape, tuple) and len(self._reference.feature_shapes) == 1:
+                want = tuple(shape[1:])
+                got = self._reference.feature_shapes[0]
+                if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
+                    raise ValueError(
+                        f"Reference inputs have per-example shape {got} but the model expects {want}."
+                    )
+        return self
+
+    # ----------------------------------------------------------------- model
+    def build(self, input_shape):
+        if not self.model.built:
+            self.model.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    def _labels_of(self, y, y_pred):
+        """Int32 class ids of a batch of int, one-hot or soft labels."""
+        rank = len(y.shape)
+        if rank == len(y_pred.shape) and y.shape[-1] is not None and y.shape[-1] > 1:
+            return ops.cast(ops.argmax(y, axis=-1), "int32")
+        return ops.cast(ops.reshape(y, (-1,)), "int32")
+
+    def _reference_indices(self, labels):
+        """Class-matched reference rows for a batch of int class ids."""
+        ref = self._reference
+        starts = ops.take(ref.offsets, labels)
+        counts = ops.take(ref.counts, labels)
+        if self.replace:
+            u = keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
+            pos = ops.cast(ops.floor(u * ops.cast(counts, "float32")), "int32")
+            return starts + ops.minimum(pos, counts - 1)
+        # Rank of each example among the earlier batch examples of its class.
+        onehot = ops.one_hot(labels, ref.num_classes, dtype="int32")
+        rank = ops.sum((ops.cumsum(onehot, axis=0) - 1) * onehot, axis=1)
+        # A random permutation that keeps the class blocks in place: the
+        # labels are sorted, and labels + U[0, 1) sorts within each block.
+        keys = ops.cast(ref.labels, "float32") + keras.random.uniform(
+            (ref.num_examples,), maxval=0.999, seed=self.seed_generator
+        )
+        perm = ops.cast(ops.argsort(keys), "int32")
+        return ops.take(perm, starts + ops.mod(rank, counts))
+
+    def _probs(self, outputs):
+        outputs = ops.cast(outputs, "float32")
+        return ops.softmax(outputs, axis=-1) if self.from_logits else outputs
+
+    def reference_mmd2(self, y, y_pred, training=True):
+        """MMD² between ``softmax(y_pred)`` and a class-matched reference batch.
+
+        The reference softmax is wrapped in `ops.stop_gradient`.
+        """
+        if self._reference is None:
+            raise RuntimeError(
+                "MMDModel has no reference set; pass reference=(x_ref, y_ref) or call "
+                "set_reference(x_ref, y_ref) (it is not saved in .keras files)."
+            )
+        idx = self._reference_indices(self._labels_of(y, y_pred))
+        x_ref = keras.tree.map_structure(lambda t: ops.take(t, idx, axis=0), self._reference.x)
+        ref_out = self.model(x_ref, training=self.reference_training and training)
+        ref_probs = ops.stop_gradient(self._probs(ref_out))
+        return mmd2(self._probs(y_pred), ref_probs, sigma=self.sigma, unbiased=self.unbiased)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not training:
+            # Evaluation: the compiled loss; MMD² to the reference only as
+            # a metric (``val_mmd``).
+            if self._reference is not None and y is not None:
+                self.mmd_tracker.update_state(self.reference_mmd2(y, y_pred, training=False))
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        mmd = self.reference_mmd2(y, y_pred)
+        self.mmd_tracker.update_state(mmd)
+        if self._mmd_only:
+            extra = [ops.cast(loss, "float32") for loss in self.losses]
+            return self.weight * mmd + (ops.sum(extra) if extra else 0.0)
+        base = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        if self.schedule == "paper":
+            return base
+        return ops.cast(base, "float32") + self.weight * mmd
+
+    # ------------------------------------------------------------ training
+    def fit(self, x=None, y=None, **kwargs):
+        """`keras.Model.fit` after checking the reference set against the data.
+
+        Adds `AccuracyGap` (and, for ``schedule="paper"``, `PaperSchedule`)
+        to the callbacks. See `keras_mi.training.checks` for what is checked.
+        """
+        from keras_mi.training import checks
+        from keras_mi.training.callbacks import AccuracyGap
+        from keras_mi.training.schedules import PaperSchedule
+
+        checks.check_before_fit(self, x, y, kwargs)
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        acc_key = checks.accuracy_metric_name(self)
+        if self.schedule == "paper":
+            callbacks.insert(0, PaperSchedule(x, y, kwargs, accuracy=acc_key))
+        elif acc_key is not None and not any(isinstance(c, AccuracyGap) for c in callbacks):
+            callbacks.insert(0, AccuracyGap(accuracy=acc_key))
+        return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+    def compile(self, *args, **kwargs):
+        # Remember the metric specs so fit can find an accuracy metric for
+        # the gap before training starts.
+        self._metric_specs = list(kwargs.get("metrics") or []) + list(kwargs.get("weighted_metrics") or [])
+        if len(args) > 2:
+            self._metric_specs += list(args[2] or [])
+        return super().compile(*args, **kwargs)
+
+    # -------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "model": keras.saving.serialize_keras_object(self.model),
+                "weight": self.weight,
+                "sigma": self.sigma,
+                "schedule": self.schedule,
+                "unbiased": self.unbiased,
+                "gap_threshold": self.gap_threshold,
+                "replace": self.replace,
+                "from_logits": self.from_logits,
+                "reference_training": self.reference_training,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
