@@ -18,6 +18,7 @@ from keras_mi.attacks.runner import (ATTACKS, AttackSpec, available_attacks, reg
 from keras_mi.attacks.scores import (SCORE_NAMES, compute_scores, confidence_score,
                                      correctness, entropy_score, log_softmax, loss_score,
                                      max_confidence_score, modified_entropy_score)
+from keras_mi.attacks.tfp_baseline import run_tf_privacy_baseline
 from keras_mi.attacks.threshold import (class_threshold_attack, gap_attack,
                                         learn_class_thresholds, threshold_attack)
 
@@ -28,5 +29,5 @@ __all__ = [
     "compute_scores", "confidence_score", "correctness", "downsample_roc", "entropy_score",
     "evaluate_scores", "gap_attack", "learn_class_thresholds", "log_softmax", "loss_score",
     "max_confidence_score", "modified_entropy_score", "register_attack", "roc_curve", "run",
-    "run_on_model", "summarize", "threshold_attack", "tpr_at_fpr", "tpr_at_fprs",
+    "run_on_model", "run_tf_privacy_baseline", "summarize", "threshold_attack", "tpr_at_fpr", "tpr_at_fprs",
 ]
