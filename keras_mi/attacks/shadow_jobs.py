@@ -1,0 +1,339 @@
+"""Resumable, splittable shadow-model training for LiRA.
+
+LiRA (Carlini et al. 2022) needs many shadow models, each trained on a random
+half of a data *pool* (for a target: its members and non-members, in that
+order). Training them is the expensive part, so it is cut into independent
+jobs, one per shadow index:
+
+* :func:`train_shadow` trains shadow ``index`` of ``num_shadows`` and writes
+  ``out_dir/shadow_{index:04d}.npz`` (its logits on the whole pool, its
+  membership mask, the pool labels and fingerprint; plain npz, no pickle).
+  The file is written to a temporary name and renamed, so an interrupted job
+  never leaves a file that counts; a finished file makes a rerun a no-op.
+* :func:`load_shadows` reads every finished file, checks that they agree
+  (same pool fingerprint, ``num_shadows`` and seed) and names the missing
+  indices. :func:`keras_mi.attacks.lira.aggregate_lira` scores on top of it.
+
+Which half of the pool shadow ``index`` trains on depends only on
+``(seed, index)`` (see :func:`shadow_membership`), so machines that share
+nothing but the pool, the seed and ``num_shadows`` train consistent shadows
+without talking to each other:
+
+* SLURM array: ``#SBATCH --array=0-63`` and, in the job script,
+  ``keras-mi shadow --shadow-index $SLURM_ARRAY_TASK_ID --num-shadows 64
+  --out runs/lira``; afterwards one ``keras-mi shadow --aggregate --out
+  runs/lira`` (e.g. with ``--dependency=afterok:<array job id>``).
+* Kubernetes Indexed Job: ``completionMode: Indexed``, ``completions: 64``,
+  ``parallelism: 8`` and the command ``keras-mi shadow --shadow-index
+  $(JOB_COMPLETION_INDEX) --num-shadows 64 --out /shared/lira`` on a shared
+  volume; then one aggregate Job.
+
+A preempted or failed task is simply rerun: finished indices are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import re
+import tempfile
+import time
+import warnings
+from typing import Callable, Iterable, Optional, Tuple
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_FILE_RE = re.compile(r"^shadow_(\d{4,})\.npz$")
+
+
+def shadow_path(out_dir, index: int) -> pathlib.Path:
+    """Path of shadow ``index``'s result file: ``out_dir/shadow_{index:04d}.npz``."""
+    return pathlib.Path(out_dir) / f"shadow_{index:04d}.npz"
+
+
+def _check_pool(pool) -> Tuple[np.ndarray, np.ndarray]:
+    if not isinstance(pool, (tuple, list)) or len(pool) != 2:
+        raise ValueError("pool must be a tuple (x, y) of inputs and integer labels.")
+    x, y = np.asarray(pool[0]), np.asarray(pool[1])
+    if y.ndim != 1 or len(x) != len(y):
+        raise ValueError(
+            f"pool labels must be (n,) with one per input; got x {x.shape}, y {y.shape}.")
+    if len(y) < 4:
+        raise ValueError(f"pool has {len(y)} examples; LiRA needs at least 4.")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ValueError("pool labels must be non-negative integers (class indices).")
+    return x, y
+
+
+def pool_fingerprint(pool) -> str:
+    """SHA-256 (hex, 16 chars) of the pool's shapes, dtypes and bytes.
+
+    Example:
+      >>> fp = pool_fingerprint((np.zeros((4, 2), "float32"), np.arange(4)))
+      >>> len(fp)
+      16
+    """
+    x, y = _check_pool(pool)
+    h = hashlib.sha256()
+    for a in (x, y.astype(np.int64)):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
+
+
+def shadow_membership(index: int, pool_size: int, seed: int = 0) -> np.ndarray:
+    """Boolean mask of the pool examples shadow ``index`` trains on.
+
+    Shadows come in complementary pairs: shadows ``2j`` and ``2j + 1`` split
+    the pool into a random half (drawn from ``(seed, j)``) and its complement.
+    So every shadow trains on half the pool and, with an even number of
+    shadows, every example is "in" for exactly half of them, which gives both
+    LiRA Gaussians the same number of samples.
+
+    Example:
+      >>> a, b = shadow_membership(0, 10), shadow_membership(1, 10)
+      >>> bool(np.all(a ^ b)), int(a.sum())
+      (True, 5)
+    """
+    if index < 0 or pool_size < 2 or seed < 0:
+        raise ValueError("index and seed must be >= 0 and pool_size >= 2.")
+    rng = np.random.default_rng([seed, index // 2])
+    half = np.zeros(pool_size, dtype=bool)
+    half[rng.permutation(pool_size)[: pool_size // 2]] = True
+    return half if index % 2 == 0 else ~half
+
+
+def shadow_seed(index: int, seed: int = 0) -> int:
+    """The training seed handed to ``train_fn`` for shadow ``index``."""
+    return int(np.random.SeedSequence([seed, index, 7]).generate_state(1)[0] % (2**31))
+
+
+def make_train_fn(make_model: Callable, fit_kwargs: Optional[dict] = None) -> Callable:
+    """Turns a target recipe into ``train_fn(x, y, seed) -> model``.
+
+    Args:
+      make_model: no-argument callable returning a *compiled* Keras model
+        whose outputs are logits (as ``keras_mi.models.build_model`` builds).
+      fit_kwargs: keyword arguments for ``model.fit`` (epochs, batch_size...);
+        ``verbose`` defaults to 0.
+
+    Example:
+      >>> train_fn = make_train_fn(lambda: my_compiled_model(), {"epochs": 30})
+      >>> model = train_fn(x, y, seed=3)  # doctest: +SKIP
+    """
+    if not callable(make_model):
+        raise ValueError("make_model must be a callable returning a compiled model.")
+    kwargs = {"verbose": 0, **(fit_kwargs or {})}
+
+    def train_fn(x, y, seed):
+        import keras  # local: keeps this module importable without a backend
+
+        keras.utils.set_random_seed(int(seed))
+        model = make_model()
+        model.fit(x, y, **kwargs)
+        return model
+
+    return train_fn
+
+
+def predict_logits(model, x, batch_size: int = 1024) -> np.ndarray:
+    """Logits of ``model`` on ``x``: ``model.predict`` or a plain callable."""
+    if hasattr(model, "predict"):
+        try:
+            out = model.predict(x, batch_size=batch_size, verbose=0)
+        except TypeError:
+            out = model.predict(x)
+    elif callable(model):
+        out = model(x)
+    else:
+        raise ValueError("train_fn must return a model with .predict or a callable.")
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim != 2 or len(out) != len(x):
+        raise ValueError(f"the shadow model must output (n, classes) logits; got {out.shape}.")
+    if not np.all(np.isfinite(out)):
+        raise ValueError("the shadow model output NaN or inf logits; check its training.")
+    return out
+
+
+def _atomic_savez(path: pathlib.Path, arrays: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _read_meta(path) -> dict:
+    with np.load(path, allow_pickle=False) as d:
+        return {k: d[k].item() for k in ("index", "num_shadows", "seed", "fingerprint",
+                                          "version")}
+
+
+def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir,
+                 seed: int = 0, verbose: int = 1) -> pathlib.Path:
+    """Trains shadow ``index`` of ``num_shadows`` on its half of ``pool``; resumable.
+
+    Writes ``out_dir/shadow_{index:04d}.npz`` atomically with arrays
+    ``logits`` (pool, classes), ``in_mask`` (pool,) bool, ``labels`` and
+    metadata (``index``, ``num_shadows``, ``seed``, ``fingerprint``). If that
+    file already exists for the same pool, seed and ``num_shadows`` it returns
+    at once; a file from another pool or seed raises (use a fresh ``out_dir``).
+
+    Args:
+      index: which shadow, ``0 <= index < num_shadows``.
+      num_shadows: total number of shadows (even recommended; >= 4 for LiRA
+        with per-example variance).
+      pool: ``(x, y)``; for a target, members then non-members, in the order
+        of its ``ModelOutputs``.
+      train_fn: ``train_fn(x, y, seed) -> model`` (see :func:`make_train_fn`)
+        returning a model whose ``predict`` gives logits.
+      out_dir: shared folder of the shadow files (created if missing).
+      seed: the experiment seed; all jobs of one run must use the same.
+      verbose: 1 prints one line per shadow.
+
+    Returns:
+      The path of the shadow's file.
+
+    Example:
+      >>> for i in range(16):  # or one i per SLURM array task
+      ...     train_shadow(i, 16, (x_pool, y_pool), train_fn, "runs/lira")  # doctest: +SKIP
+    """
+    if not 0 <= index < num_shadows:
+        raise ValueError(f"index must lie in [0, num_shadows={num_shadows}); got {index}.")
+    x, y = _check_pool(pool)
+    fingerprint = pool_fingerprint((x, y))
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = shadow_path(out_dir, index)
+    if path.exists():
+        try:
+            meta = _read_meta(path)
+        except Exception as err:  # a damaged file (not ours: we rename whole files)
+            warnings.warn(f"{path} is unreadable ({err}); training it again.")
+        else:
+            want = {"index": index, "num_shadows": num_shadows, "seed": seed,
+                    "fingerprint": fingerprint}
+            diff = {k: (meta[k], v) for k, v in want.items() if meta[k] != v}
+            if diff:
+                raise ValueError(
+                    f"{path} belongs to another run (found vs wanted: {diff}); "
+                    "use a fresh out_dir or delete the old shadow files.")
+            if verbose:
+                print(f"shadow {index}/{num_shadows}: already done ({path.name})")
+            return path
+    mask = shadow_membership(index, len(y), seed)
+    start = time.perf_counter()
+    model = train_fn(x[mask], y[mask], seed=shadow_seed(index, seed))
+    logits = predict_logits(model, x)
+    seconds = time.perf_counter() - start
+    if logits.shape[1] <= int(y.max()):
+        raise ValueError(f"shadow outputs {logits.shape[1]} classes but labels go to {y.max()}.")
+    _atomic_savez(path, {
+        "logits": logits, "in_mask": mask, "labels": y.astype(np.int64),
+        "index": np.int64(index), "num_shadows": np.int64(num_shadows),
+        "seed": np.int64(seed), "fingerprint": np.str_(fingerprint),
+        "version": np.int64(FORMAT_VERSION), "train_seconds": np.float64(seconds)})
+    if verbose:
+        acc_in = float(np.mean(logits[mask].argmax(1) == y[mask]))
+        acc_out = float(np.mean(logits[~mask].argmax(1) == y[~mask]))
+        print(f"shadow {index}/{num_shadows}: trained in {seconds:.1f}s, "
+              f"accuracy in {acc_in:.3f} / out {acc_out:.3f} -> {path.name}")
+    return path
+
+
+def train_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed: int = 0,
+                  indices: Optional[Iterable[int]] = None, verbose: int = 1):
+    """Runs :func:`train_shadow` for ``indices`` (default all); returns the paths.
+
+    Example:
+      >>> train_shadows(16, pool, train_fn, "runs/lira", indices=range(0, 8))  # doctest: +SKIP
+    """
+    indices = range(num_shadows) if indices is None else indices
+    return [train_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose)
+            for i in indices]
+
+
+@dataclasses.dataclass
+class ShadowBank:
+    """Every finished shadow of one run, stacked.
+
+    Attributes:
+      logits: ``(num_shadows, pool, classes)`` shadow logits on the pool.
+      in_mask: ``(num_shadows, pool)`` True where the shadow trained on it.
+      labels: ``(pool,)`` the pool labels.
+      fingerprint: the pool fingerprint all files share.
+      seed: the run seed.
+    """
+
+    logits: np.ndarray
+    in_mask: np.ndarray
+    labels: np.ndarray
+    fingerprint: str
+    seed: int
+
+    @property
+    def num_shadows(self) -> int:
+        return self.in_mask.shape[0]
+
+
+def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None) -> ShadowBank:
+    """Loads and checks all shadow files of ``out_dir``.
+
+    Raises ``ValueError`` when files disagree on pool fingerprint, seed or
+    ``num_shadows``, when ``pool`` is given and differs, and when indices are
+    missing (the message lists them). Temporary files of interrupted jobs are
+    ignored.
+
+    Example:
+      >>> bank = load_shadows("runs/lira", num_shadows=16)  # doctest: +SKIP
+      >>> bank.logits.shape  # doctest: +SKIP
+      (16, 3000, 30)
+    """
+    out_dir = pathlib.Path(out_dir)
+    files = sorted(p for p in out_dir.glob("shadow_*.npz") if _FILE_RE.match(p.name)) \
+        if out_dir.is_dir() else []
+    if not files:
+        raise ValueError(f"no shadow files (shadow_NNNN.npz) in {out_dir}; run train_shadow first.")
+    metas = {}
+    for p in files:
+        try:
+            metas[p] = _read_meta(p)
+        except Exception as err:
+            raise ValueError(f"{p} is unreadable ({err}); delete it and rerun its job.") from err
+    first = next(iter(metas.values()))
+    for key in ("fingerprint", "num_shadows", "seed", "version"):
+        values = sorted({str(m[key]) for m in metas.values()})
+        if len(values) > 1:
+            raise ValueError(f"shadow files in {out_dir} disagree on {key}: {values}; "
+                             "they come from different runs.")
+    total = int(first["num_shadows"])
+    if num_shadows is not None and num_shadows != total:
+        raise ValueError(f"asked for {num_shadows} shadows but {out_dir} holds a run of {total}.")
+    if pool is not None and pool_fingerprint(pool) != first["fingerprint"]:
+        raise ValueError("the shadows were trained on another pool (fingerprint differs); "
+                         "pass the same (x, y) in the same order.")
+    found = {int(m["index"]) for m in metas.values()}
+    missing = sorted(set(range(total)) - found)
+    if missing:
+        raise ValueError(f"{len(missing)} of {total} shadows are missing in {out_dir}: "
+                         f"indices {missing}; run train_shadow for them "
+                         "(keras-mi shadow --shadow-index i --num-shadows "
+                         f"{total}) and aggregate again.")
+    logits, masks, labels = [], [], None
+    for p in sorted(files, key=lambda q: metas[q]["index"]):
+        with np.load(p, allow_pickle=False) as d:
+            logits.append(d["logits"])
+            masks.append(d["in_mask"])
+            if labels is None:
+                labels = d["labels"]
+    return ShadowBank(logits=np.stack(logits), in_mask=np.stack(masks), labels=labels,
+                      fingerprint=str(first["fingerprint"]), seed=int(first["seed"]))
