@@ -1,0 +1,130 @@
+"""The ``keras-mi`` command line (the only module that reads ``sys.argv``).
+
+``keras-mi evaluate`` trains one target per defense, attacks each and writes
+a privacy/utility report; see ``keras-mi evaluate --help``::
+
+    keras-mi evaluate --out runs/demo                      # fast Location default
+    keras-mi evaluate --preset paper-cifar10 --out runs/c10
+    keras-mi evaluate --config my.yaml --defenses none mmd+mixup --set training.epochs=5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from keras_mi.experiment.config import DEFENSES  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.presets import PRESETS  # pylint: disable=import-outside-toplevel
+
+    parser = argparse.ArgumentParser(
+        prog="keras-mi", description="Membership-inference attacks and defenses for Keras 3.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ev = sub.add_parser(
+        "evaluate", help="train a target per defense, attack each, write a privacy/utility report",
+        description="Train one target model per defense, run the membership-inference attacks "
+                    "on each and write report.json, report.md, roc.png and privacy_utility.png "
+                    "to --out. Re-running the same command resumes an interrupted run.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets:\n" + "\n".join(f"  {k:<18} {v[1]}" for k, v in PRESETS.items()))
+    ev.add_argument("--config", metavar="FILE", help="YAML or JSON config file (see --print-config)")
+    ev.add_argument("--preset", metavar="NAME",
+                    help=f"start from a preset: {', '.join(PRESETS)} (default: location)")
+    ev.add_argument("--dataset", help="dataset name (e.g. location, cifar10)")
+    ev.add_argument("--defenses", nargs="+", metavar="NAME",
+                    help=f"defenses to compare: {', '.join(DEFENSES)}, dpsgd:<epsilon>")
+    ev.add_argument("--attacks", nargs="+", metavar="NAME",
+                    help="attacks to run (default: every attack whose inputs are available)")
+    ev.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
+    ev.add_argument("--seed", type=int, help="shorthand for --set seed=N")
+    ev.add_argument("--data-dir", help="folder with the raw data files (default $KERAS_MI_DATA_DIR)")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config field, e.g. --set split.members=500 "
+                         "--set training.lr_boundaries=[10,20] (repeatable)")
+    ev.add_argument("--out", default="runs/evaluate", help="output folder (default runs/evaluate)")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace a run of a different config in --out")
+    ev.add_argument("--quiet", action="store_true", help="no progress output, no table")
+    ev.add_argument("--print-config", action="store_true",
+                    help="print the resolved config as JSON and exit (a starting point for --config)")
+    return parser
+
+
+def build_config(args: argparse.Namespace):
+    """The :class:`ExperimentConfig` an ``evaluate`` command line asks for."""
+    from keras_mi.experiment.config import ExperimentConfig  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.presets import DEFAULT_PRESET, get_preset  # pylint: disable=import-outside-toplevel
+
+    if args.config and args.preset:
+        raise ValueError("Give --config or --preset, not both (use --set to change a preset).")
+    config = ExperimentConfig.load(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
+    overrides = {}
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    if args.defenses:
+        overrides["defenses"] = list(args.defenses)
+    if args.attacks:
+        overrides["attacks"] = list(args.attacks)
+    if args.epochs is not None:
+        overrides["training.epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got '{item}'.")
+        overrides[key.strip()] = value
+    if args.dataset and not args.config and not args.preset:
+        # A dataset without a preset: let the dataset pick its architecture.
+        overrides.setdefault("architecture", None)
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if args.print_config:
+        print(config.to_json())
+        return 0
+    from keras_mi.experiment.runner import run_experiment  # pylint: disable=import-outside-toplevel
+
+    run_experiment(config, args.out, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``keras-mi`` console script.
+
+    Example:
+      >>> main(["evaluate", "--out", "runs/demo", "--quiet"])  # doctest: +SKIP
+      0
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from keras_mi.experiment.store import ConfigMismatchError  # pylint: disable=import-outside-toplevel
+
+    try:
+        return _evaluate(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
+            ConfigMismatchError) as err:
+        print(f"keras-mi {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Finished models are saved in {args.out}; run the same command "
+              "again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""The experiment's configuration: one dataclass tree, JSON/YAML on disk.
+
+An :class:`ExperimentConfig` names everything that decides the numbers of a
+report: the dataset and its split sizes, the architecture, the training
+recipe, the defenses to compare, the attacks to run and the seed. Its
+:meth:`ExperimentConfig.fingerprint` (SHA-256 of the canonical JSON, minus
+the fields that only say *where* data lives) is stored in the output folder,
+so a re-run with a different config in the same folder is refused.
+
+Defense names (see :data:`DEFENSES`):
+
+* ``none``: plain cross-entropy training.
+* ``mixup``: mixup (Zhang et al. 2018) with ``mixup_alpha``.
+* ``mmd``: cross-entropy + λ·MMD² between the softmax outputs of a training
+  batch and a class-matched reference batch (``mmd_weight`` = λ).
+* ``mmd+mixup``: both (the paper's proposed defense).
+* ``dpsgd``: DP-SGD (TF-Privacy) at ``dpsgd.epsilon``; ``dpsgd:8`` asks for
+  ε = 8 explicitly, so several budgets can be compared in one report.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import pathlib
+from typing import Any, Dict, List, Optional, Sequence
+
+#: Defense names understood by the runner (``dpsgd:<epsilon>`` too).
+DEFENSES = ("none", "mixup", "mmd", "mmd+mixup", "dpsgd")
+
+#: Optimizers the training recipe can name.
+OPTIMIZERS = ("sgd", "adam")
+
+#: Learning-rate schedules: constant, or divided by ``lr_factor`` at epochs.
+LR_SCHEDULES = ("constant", "step")
+
+#: Augmentations: none, or random crop (4-pixel zero padding) + flip (images).
+AUGMENTATIONS = ("none", "crop_flip")
+
+#: Config fields that say where data lives, not what is computed; they are
+#: left out of the fingerprint so the same run on another machine matches.
+_LOCATION_FIELDS = ("data_dir", "cache_dir")
+
+
+@dataclasses.dataclass
+class SplitSizes:
+    """How many pool records go to each role of a membership experiment.
+
+    ``members`` train the target; ``non_members`` are held out and attacked
+    next to the members (same size, so 0.5 is chance); ``reference`` is the
+    MMD validation set; ``test`` measures utility; ``shadow`` is the pool the
+    shadow models (shadow-model attack, LiRA) draw their training sets from.
+
+    Example:
+      >>> SplitSizes(members=1000, non_members=1000, reference=1000).total
+      3000
+    """
+
+    members: int = 1000
+    non_members: int = 1000
+    reference: int = 1000
+    test: int = 1000
+    shadow: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.members + self.non_members + self.reference + self.test + self.shadow
+
+
+@dataclasses.dataclass
+class TrainingRecipe:
+    """Optimizer, schedule and augmentation shared by every model of a run.
+
+    ``lr_boundaries`` are epochs at which the learning rate is multiplied by
+    ``lr_factor`` (``lr_schedule="step"``). ``weight_decay`` is the Keras 3
+    optimizer's decoupled decay (PyTorch's SGD couples it to the gradient;
+    at 1e-5 the difference is immaterial).
+
+    Example:
+      >>> TrainingRecipe(optimizer="sgd", learning_rate=0.01, momentum=0.9,
+      ...                lr_schedule="step", lr_boundaries=[80, 120]).epochs
+      30
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    epochs: int = 30
+    batch_size: int = 64
+    lr_schedule: str = "constant"
+    lr_boundaries: List[int] = dataclasses.field(default_factory=list)
+    lr_factor: float = 0.1
+    augmentation: str = "none"
+
+
+@dataclasses.dataclass
+class DPSGDSettings:
+    """DP-SGD baseline: target ε (noise is calibrated to it), δ, clipping.
+
+    DP-SGD trains with plain SGD (``learning_rate``, ``momentum``) in a
+    child process; ``epochs``/``batch_size`` of ``None`` reuse the training
+    recipe's values. ``delta`` of ``None`` lets the baseline pick the
+    largest power of ten below 1/members.
+
+    Example:
+      >>> DPSGDSettings(epsilon=4.0).l2_norm_clip
+      1.0
+    """
+
+    epsilon: float = 4.0
+    delta: Optional[float] = None
+    l2_norm_clip: float = 1.0
+    learning_rate: float = 0.1
+    momentum: float = 0.0
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything that decides the numbers of one ``keras-mi evaluate`` report.
+
+    Example:
+      >>> cfg = ExperimentConfig(dataset="location", defenses=["none", "mixup"])
+      >>> cfg = cfg.with_overrides({"training.epochs": "5", "seed": "1"})
+      >>> cfg.training.epochs, cfg.seed
+      (5, 1)
+    """
+
+    dataset: str = "location"
+    split: SplitSizes = dataclasses.field(default_factory=SplitSizes)
+    architecture: Optional[str] = None  # None: the dataset's default
+    training: TrainingRecipe = dataclasses.field(default_factory=TrainingRecipe)
+    defenses: List[str] = dataclasses.field(
+        default_factory=lambda: ["none", "mixup", "mmd+mixup", "dpsgd"])
+    attacks: Optional[List[str]] = None  # None: every attack keras_mi.attacks.run knows
+    seed: int = 0
+    mmd_weight: float = 3.0
+    mmd_sigma: float = 1.0
+    mmd_schedule: str = "summed"
+    mixup_alpha: float = 1.0
+    dpsgd: DPSGDSettings = dataclasses.field(default_factory=DPSGDSettings)
+    num_shadow_models: int = 4
+    data_dir: Optional[str] = None
+    cache_dir: Optional[str] = None
+
+    # ---- (de)serialisation -------------------------------------------------
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready nested dict (the inverse of :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "ExperimentConfig":
+        """Builds from a nested dict; unknown keys raise with the valid ones."""
+        return _build(cls, data, "config")
+
+    @classmethod
+    def load(cls, path) -> "ExperimentConfig":
+        """Reads a ``.json``, ``.yaml`` or ``.yml`` file.
+
+        Example:
+          >>> ExperimentConfig.load("my_run.yaml")  # doctest: +SKIP
+        """
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file {path} does not exist.")
+        text = path.read_text()
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml  # pylint: disable=import-outside-toplevel
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"Config file {path} must hold a mapping, got {type(data).__name__}.")
+        return cls.from_dict(data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON without the data-location fields."""
+        data = self.to_dict()
+        for key in _LOCATION_FIELDS:
+            data.pop(key, None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_overrides(self, overrides: Dict[str, Any]) -> "ExperimentConfig":
+        """A copy with dotted keys replaced (``{"training.epochs": 5}``).
+
+        String values (from the command line) are parsed as YAML scalars or
+        lists, so ``"5"`` -> 5, ``"[80, 120]"`` -> [80, 120], ``"none"`` -> "none",
+        ``"null"`` -> None.
+        """
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ValueError(f"Unknown config key '{key}'; valid keys: {', '.join(_keys(self.to_dict()))}.")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ValueError(f"Unknown config key '{key}'; valid keys: {', '.join(_keys(self.to_dict()))}.")
+            node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
+        return type(self).from_dict(data)
+
+    # ---- derived values -----------------------------------------------------
+
+    def validate(self) -> None:
+        """Checks names and numbers that need no data; raises ValueError."""
+        errors = []
+        for name in self.defenses:
+            try:
+                parse_defense(name)
+            except ValueError as err:
+                errors.append(str(err))
+        if not self.defenses:
+            errors.append("defenses is empty; name at least one of " + ", ".join(DEFENSES) + ".")
+        if len(set(self.defenses)) != len(self.defenses):
+            errors.append(f"defenses lists a name twice: {self.defenses}.")
+        t = self.training
+        if t.optimizer not in OPTIMIZERS:
+            errors.append(f"training.optimizer '{t.optimizer}' is not one of {', '.join(OPTIMIZERS)}.")
+        if t.lr_schedule not in LR_SCHEDULES:
+            errors.append(f"training.lr_schedule '{t.lr_schedule}' is not one of {', '.join(LR_SCHEDULES)}.")
+        if t.augmentation not in AUGMENTATIONS:
+            errors.append(f"training.augmentation '{t.augmentation}' is not one of {', '.join(AUGMENTATIONS)}.")
+        if t.epochs < 1 or t.batch_size < 1 or t.learning_rate <= 0:
+            errors.append("training.epochs, batch_size and learning_rate must be positive.")
+        if self.mmd_schedule not in ("summed", "paper"):
+            errors.append(f"mmd_schedule '{self.mmd_schedule}' is not one of summed, paper.")
+        for role in ("members", "non_members"):
+            if getattr(self.split, role) < 1:
+                errors.append(f"split.{role} must be at least 1.")
+        for role in ("reference", "test", "shadow"):
+            if getattr(self.split, role) < 0:
+                errors.append(f"split.{role} must not be negative.")
+        if any(parse_defense(d)[0] == "mmd" or parse_defense(d)[0] == "mmd+mixup"
+               for d in self.defenses if _is_valid_defense(d)) and self.split.reference < 1:
+            errors.append("the mmd defenses need a reference set: set split.reference > 0.")
+        if self.mixup_alpha <= 0 or self.mmd_weight < 0 or self.mmd_sigma <= 0:
+            errors.append("mixup_alpha and mmd_sigma must be positive, mmd_weight non-negative.")
+        if errors:
+            raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
+
+
+def parse_defense(name: str):
+    """Splits a defense name into ``(kind, epsilon_or_None)``.
+
+    Example:
+      >>> parse_defense("dpsgd:8")
+      ('dpsgd', 8.0)
+      >>> parse_defense("mmd+mixup")
+      ('mmd+mixup', None)
+    """
+    kind, _, arg = str(name).partition(":")
+    if kind not in DEFENSES:
+        raise ValueError(f"Unknown defense '{name}'; valid defenses: {', '.join(DEFENSES)} "
+                         "(and dpsgd:<epsilon>, e.g. dpsgd:8).")
+    if not arg:
+        return kind, None
+    if kind != "dpsgd":
+        raise ValueError(f"Defense '{name}' takes no argument; only dpsgd:<epsilon> does.")
+    try:
+        eps = float(arg)
+    except ValueError:
+        eps = -1.0
+    if not eps > 0:
+        raise ValueError(f"Defense '{name}': epsilon must be a positive number, e.g. dpsgd:4.")
+    return kind, eps
+
+
+def _is_valid_defense(name: str) -> bool:
+    try:
+        parse_defense(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_scalar(text: str):
+    import yaml  # pylint: disable=import-outside-toplevel
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _keys(data: Dict[str, Any], prefix: str = "") -> List[str]:
+    out = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.extend(_keys(value, f"{prefix}{key}."))
+        else:
+            out.append(prefix + key)
+    return out
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"Unknown key(s) {unknown} in {where}; valid keys: {', '.join(fields)}.")
+    kwargs = {}
+    nested = {"split": SplitSizes, "training": TrainingRecipe, "dpsgd": DPSGDSettings}
+    for name, value in data.items():
+        if name in nested and cls is ExperimentConfig:
+            kwargs[name] = _build(nested[name], value, f"{where}.{name}")
+        else:
+            kwargs[name] = copy.deepcopy(value)
+    obj = cls(**kwargs)
+    _coerce(obj, where)
+    return obj
+
+
+def _coerce(obj, where: str) -> None:
+    """Checks scalar field types (ints stay ints, floats accept ints)."""
+    hints = {"int": int, "float": float, "str": str}
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        ftype = str(field.type)
+        if value is None:
+            if not ftype.startswith("Optional"):
+                raise ValueError(f"{where}.{field.name} must not be null.")
+            continue
+        base = ftype.replace("Optional[", "").rstrip("]")
+        if base in hints:
+            want = hints[base]
+            if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(obj, field.name, float(value))
+            elif want is int and isinstance(value, float) and value.is_integer():
+                setattr(obj, field.name, int(value))
+            elif not isinstance(value, want) or isinstance(value, bool):
+                raise ValueError(f"{where}.{field.name} must be {base}, got {value!r}.")
+        elif base.startswith("List"):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise ValueError(f"{where}.{field.name} must be a list, got {value!r}.")
+            setattr(obj, field.name, list(value))

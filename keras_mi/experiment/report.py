@@ -1,0 +1,195 @@
+"""The privacy/utility report: ``report.json``, ``report.md`` and plots.
+
+``report.json`` holds every number and nothing that changes between two
+runs of the same config (no wall times, no absolute paths, no data
+location): re-running, or resuming after an interruption, rewrites it byte
+for byte. Wall times live in ``timings.json`` and appear in ``report.md``.
+
+Accuracy conventions (balanced members/non-members):
+
+* ``train_accuracy`` on the members, ``test_accuracy`` on the test split,
+  ``non_member_accuracy`` on the attacked non-members;
+* ``generalization_gap = train_accuracy - test_accuracy``;
+* ``member_gap = train_accuracy - non_member_accuracy``: the gap attack
+  ("member iff correctly classified") has accuracy ``0.5 + member_gap / 2``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from keras_mi.experiment import store
+
+FORMAT_VERSION = 1
+LOW_FPRS = (0.01, 0.001)
+
+
+def _accuracy(outputs, split: str) -> Optional[float]:
+    got = outputs.get(split)
+    if got is None or len(got[1]) == 0:
+        return None
+    logits, labels = got
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def _attack_row(result) -> Dict[str, Any]:
+    tpr = {float(k): float(v) for k, v in result.tpr_at_fpr.items()}
+    return {
+        "auc": float(result.auc), "best_accuracy": float(result.best_accuracy),
+        "advantage": float(result.advantage),
+        "tpr_at_fpr": {repr(f): tpr.get(f) for f in LOW_FPRS},
+        "positives": result.positives, "negatives": result.negatives,
+    }
+
+
+def build_report(config, facts, targets: Dict[str, Dict[str, Any]],
+                 split_fingerprint: Optional[str] = None) -> Dict[str, Any]:
+    """Collects the numbers of every defense into one JSON-ready dict.
+
+    Args:
+      config: the :class:`~keras_mi.experiment.config.ExperimentConfig`.
+      facts: the runner's dataset facts (name, shapes, pool size).
+      targets: defense -> ``{"outputs": ModelOutputs, "meta": dict,
+        "attacks": AttackReport}``.
+      split_fingerprint: the split's fingerprint, when it has one.
+
+    Example:
+      >>> rep = build_report(cfg, facts, targets)  # doctest: +SKIP
+      >>> rep["defenses"]["none"]["strongest_attack"]["name"]  # doctest: +SKIP
+    """
+    cfg = config.to_dict()
+    cfg.pop("data_dir", None)
+    cfg.pop("cache_dir", None)
+    defenses = {}
+    for defense, t in targets.items():
+        out = t["outputs"]
+        train, test = _accuracy(out, "members"), _accuracy(out, "test")
+        non_member = _accuracy(out, "non_members")
+        row: Dict[str, Any] = {
+            "train_accuracy": train, "test_accuracy": test,
+            "non_member_accuracy": non_member, "reference_accuracy": _accuracy(out, "reference"),
+            "generalization_gap": None if test is None else train - test,
+            "member_gap": train - non_member,
+        }
+        meta = {k: v for k, v in t.get("meta", {}).items() if k != "defense"}
+        row["epsilon"] = meta.pop("epsilon", None)
+        row["training"] = meta
+        attacks, others = {}, {}
+        report = t.get("attacks")
+        for r in (report.results if report is not None else []):
+            (attacks if r.is_membership else others)[r.name if r.is_membership
+                                                     else f"{r.name}[{r.positives}]"] = _attack_row(r)
+        row["attacks"] = attacks
+        if others:
+            row["other_checks"] = others
+        if report is not None and attacks:
+            best = report.strongest()
+            row["strongest_attack"] = {"name": best.name, **_attack_row(best)}
+        defenses[defense] = row
+    return {
+        "format": FORMAT_VERSION,
+        "config": cfg,
+        "config_sha256": config.fingerprint(),
+        "split_fingerprint": split_fingerprint,
+        "dataset": {"name": facts.name, "pool_size": int(facts.pool_size),
+                    "input_shape": list(facts.input_shape), "num_classes": int(facts.num_classes),
+                    "architecture": facts.architecture},
+        "defenses": defenses,
+    }
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _fmt_eps(value) -> str:
+    return "∞" if value is None else f"{value:.2f}"
+
+
+def format_table(report: Dict[str, Any], timings: Optional[Dict[str, float]] = None) -> str:
+    """The summary table (Markdown), one row per defense.
+
+    Example:
+      >>> print(format_table(report))  # doctest: +SKIP
+    """
+    timings = timings or {}
+    head = ("| defense | train acc | test acc | gap | strongest attack | AUC | attack acc | "
+            "advantage | TPR@1%FPR | TPR@0.1%FPR | ε | train time |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for defense, row in report["defenses"].items():
+        best = row.get("strongest_attack", {})
+        tpr = best.get("tpr_at_fpr", {})
+        secs = timings.get(f"train/{store.safe_tag(defense)}_s")
+        lines.append("| " + " | ".join([
+            defense, _fmt(row["train_accuracy"]), _fmt(row["test_accuracy"]),
+            _fmt(row["generalization_gap"]), best.get("name", "–"), _fmt(best.get("auc")),
+            _fmt(best.get("best_accuracy")), _fmt(best.get("advantage")),
+            _fmt(tpr.get("0.01")), _fmt(tpr.get("0.001")), _fmt_eps(row["epsilon"]),
+            "–" if secs is None else f"{secs:.1f} s"]) + " |")
+    return "\n".join(lines)
+
+
+def format_attacks(report: Dict[str, Any]) -> str:
+    """One table per defense with every attack's numbers (Markdown)."""
+    parts: List[str] = []
+    for defense, row in report["defenses"].items():
+        parts.append(f"### {defense}\n")
+        parts.append("| attack | AUC | attack acc | advantage | TPR@1%FPR | TPR@0.1%FPR |")
+        parts.append("|---|---|---|---|---|---|")
+        rows = dict(row["attacks"])
+        rows.update(row.get("other_checks", {}))
+        for name, a in rows.items():
+            parts.append(f"| {name} | {_fmt(a['auc'])} | {_fmt(a['best_accuracy'])} | "
+                         f"{_fmt(a['advantage'])} | {_fmt(a['tpr_at_fpr'].get('0.01'))} | "
+                         f"{_fmt(a['tpr_at_fpr'].get('0.001'))} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] = None) -> str:
+    """The whole ``report.md``: setup, summary table, per-attack tables, plots."""
+    cfg, ds = report["config"], report["dataset"]
+    t = cfg["training"]
+    s = cfg["split"]
+    total = sum(v for k, v in (timings or {}).items() if k.startswith(("train/", "attacks/", "shadows/")))
+    return "\n".join([
+        f"# keras-mi privacy/utility report: {ds['name']}",
+        "",
+        f"- model: `{ds['architecture']}`, {ds['num_classes']} classes, input {tuple(ds['input_shape'])}",
+        f"- split: {s['members']} members / {s['non_members']} non-members / {s['reference']} "
+        f"reference / {s['test']} test / {s['shadow']} shadow pool (of {ds['pool_size']}), seed {cfg['seed']}",
+        f"- recipe: {t['optimizer']} lr {t['learning_rate']} ({t['lr_schedule']}), {t['epochs']} epochs, "
+        f"batch {t['batch_size']}, augmentation {t['augmentation']}; MMD λ={cfg['mmd_weight']} "
+        f"σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), mixup α={cfg['mixup_alpha']}",
+        f"- config sha256: `{report['config_sha256'][:16]}…`; compute time (all sessions): {total:.1f} s",
+        "",
+        "The strongest attack is chosen by advantage (max TPR − FPR). "
+        "Attack accuracy = 0.5 + advantage/2 on the balanced members/non-members; ε = ∞ means no DP guarantee.",
+        "",
+        format_table(report, timings),
+        "",
+        "![ROC](roc.png) ![privacy vs utility](privacy_utility.png)",
+        "",
+        "## Every attack",
+        "",
+        format_attacks(report),
+    ])
+
+
+def write_all(out: pathlib.Path, report: Dict[str, Any], timings: Dict[str, float],
+              curves: Optional[Dict[str, Any]] = None) -> None:
+    """Writes report.json, report.md, roc.png and privacy_utility.png atomically."""
+    from keras_mi.experiment import plots  # pylint: disable=import-outside-toplevel
+
+    store.write_json(out / "report.json", report, sort_keys=False)  # keeps the defense order
+    store.write_text(out / "report.md", format_markdown(report, timings) + "\n")
+    if curves:
+        store.atomic_write(out / "roc.png", lambda p: plots.roc_figure(curves).savefig(p, format="png", dpi=120), ".png")
+    store.atomic_write(out / "privacy_utility.png",
+                       lambda p: plots.privacy_utility_figure(report).savefig(p, format="png", dpi=120),
+                       ".png")

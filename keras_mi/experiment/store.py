@@ -1,0 +1,152 @@
+"""The output folder of one experiment: layout, atomic writes, identity.
+
+Layout of ``out_dir``::
+
+    config.json        the config (with data locations), written first
+    config.sha256      ExperimentConfig.fingerprint(): the folder's identity
+    split.json         the MembershipSplit (indices into the pool)
+    models/<tag>.keras the trained Keras model of each defense / shadow
+    outputs/<tag>.npz  its ModelOutputs (logits + labels per split)
+    meta/<tag>.json    facts about its training (ε, ...); written last, so a
+                       present meta file means the model is complete
+    attacks/<tag>.json the AttackReport of each target (with ROC curves)
+    shadows/...        shadow models' outputs (attacks that need them)
+    report.json        every number, deterministic (no wall times)
+    timings.json       wall times (kept apart so report.json is reproducible)
+    report.md, roc.png, privacy_utility.png
+
+Every file is written to a temporary name in the same folder and renamed
+(``os.replace``), so an interruption leaves either the old file or the new
+one, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any, Callable, Dict, Optional
+
+#: Names this package creates inside an output folder (and only these are
+#: removed by ``overwrite=True``).
+OWNED = ("config.json", "config.sha256", "split.json", "models", "outputs", "meta", "attacks",
+         "shadows", "report.json", "timings.json", "report.md", "roc.png",
+         "privacy_utility.png")
+
+
+class ConfigMismatchError(RuntimeError):
+    """The output folder holds a run of a different config."""
+
+
+def atomic_write(path, write: Callable[[str], None], suffix: str = "") -> None:
+    """Calls ``write(tmp_path)`` then renames ``tmp_path`` onto ``path``.
+
+    ``suffix`` keeps the extension writers insist on (``.keras``, ``.npz``).
+
+    Example:
+      >>> atomic_write("x.txt", lambda p: pathlib.Path(p).write_text("hi"))  # doctest: +SKIP
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text: str) -> None:
+    """Atomic text write."""
+    atomic_write(path, lambda p: pathlib.Path(p).write_text(text))
+
+
+def write_json(path, data: Any, sort_keys: bool = True) -> None:
+    """Atomic JSON write (indented, trailing newline)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
+
+
+def read_json(path) -> Any:
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def safe_tag(name: str) -> str:
+    """A file-name-safe tag for a defense name (``dpsgd:8`` -> ``dpsgd_eps8``).
+
+    Example:
+      >>> safe_tag("mmd+mixup"), safe_tag("dpsgd:8")
+      ('mmd+mixup', 'dpsgd_eps8')
+    """
+    kind, _, arg = name.partition(":")
+    tag = f"{kind}_eps{arg}" if arg else kind
+    return "".join(c if c.isalnum() or c in "+-_." else "_" for c in tag)
+
+
+def check_writable(out_dir) -> pathlib.Path:
+    """Creates ``out_dir`` if needed; raises if it is a file or not writable."""
+    out = pathlib.Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"Output folder {out} is a file; pass --out a folder path.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".keras-mi-probe.")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise PermissionError(f"Output folder {out} is not writable ({err.strerror}); "
+                              "choose another --out.") from err
+    return out
+
+
+def claim(out_dir, config, overwrite: bool = False) -> pathlib.Path:
+    """Makes ``out_dir`` the home of ``config``'s run.
+
+    A folder without ``config.sha256`` is claimed (our files only). A folder
+    holding the same config's run is resumed. A different config raises
+    :class:`ConfigMismatchError` unless ``overwrite``, which deletes this
+    package's files (see :data:`OWNED`) and nothing else.
+    """
+    out = check_writable(out_dir)
+    stamp = out / "config.sha256"
+    fingerprint = config.fingerprint()
+    if stamp.exists():
+        old = stamp.read_text().strip()
+        if old != fingerprint:
+            if not overwrite:
+                raise ConfigMismatchError(
+                    f"{out} holds a run of a different config (sha256 {old[:12]}..., this one "
+                    f"{fingerprint[:12]}...). Use another --out, or --overwrite to delete that "
+                    f"run's files.")
+            clear(out)
+    write_text(out / "config.json", config.to_json() + "\n")
+    write_text(stamp, fingerprint + "\n")
+    for sub in ("models", "outputs", "meta", "attacks"):
+        (out / sub).mkdir(exist_ok=True)
+    return out
+
+
+def clear(out: pathlib.Path) -> None:
+    """Removes this package's files from ``out`` (nothing else)."""
+    for name in OWNED:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def load_timings(out: pathlib.Path) -> Dict[str, float]:
+    p = out / "timings.json"
+    return read_json(p) if p.exists() else {}
+
+
+def save_timing(out: pathlib.Path, key: str, seconds: float,
+                timings: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    timings = load_timings(out) if timings is None else timings
+    timings[key] = round(float(seconds), 3)
+    write_json(out / "timings.json", timings)
+    return timings
