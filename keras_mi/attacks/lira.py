@@ -36,13 +36,16 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from keras_mi.attacks import shadow_jobs
+from keras_mi.attacks.metrics import DEFAULT_FPR_TARGETS
 from keras_mi.attacks.results import AttackReport, AttackResult, AttackType, evaluate_scores
+from keras_mi.attacks.runner import register_attack
 from keras_mi.outputs import ModelOutputs
 
 #: (attack type, online, fixed_variance) for each LiRA variant.
@@ -158,7 +161,7 @@ def lira_scores(target_stat, shadow_stats, in_mask, online: bool = True,
 
 def lira_attack(target_logits, labels, shadow_logits, in_mask, is_member,
                 variants: Optional[Iterable[AttackType]] = None,
-                fpr_targets: Sequence[float] = (0.01, 0.001),
+                fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
                 keep_scores: bool = False) -> List[AttackResult]:
     """Runs the LiRA variants on a pool and evaluates members vs non-members.
 
@@ -225,6 +228,7 @@ def lira_pool(members: Tuple[np.ndarray, np.ndarray],
 
 def aggregate_lira(out_dir, target: ModelOutputs, num_shadows: Optional[int] = None,
                    variants: Optional[Iterable[AttackType]] = None, pool=None,
+                   fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
                    keep_scores: bool = False) -> AttackReport:
     """Loads the finished shadows of ``out_dir`` and attacks ``target`` with LiRA.
 
@@ -234,11 +238,13 @@ def aggregate_lira(out_dir, target: ModelOutputs, num_shadows: Optional[int] = N
     indices raise a ``ValueError`` listing them.
 
     Args:
-      out_dir: folder of ``shadow_NNNN.npz`` files.
+      out_dir: folder of ``shadow_NNNN.npz`` files (or a loaded
+        :class:`~keras_mi.attacks.shadow_jobs.ShadowBank`).
       target: the target's outputs (``members`` and ``non_members`` splits).
       num_shadows: expected number of shadows (checked when given).
       variants: LiRA variants to run (default all four).
       pool: optional ``(x, y)`` to check the stored pool fingerprint against.
+      fpr_targets: low FPRs to report TPR at.
       keep_scores: keep per-example scores on the results.
 
     Returns:
@@ -249,7 +255,14 @@ def aggregate_lira(out_dir, target: ModelOutputs, num_shadows: Optional[int] = N
       >>> report = aggregate_lira("runs/lira", ModelOutputs.load_npz("target.npz"))  # doctest: +SKIP
       >>> print(report.summary())  # doctest: +SKIP
     """
-    bank = shadow_jobs.load_shadows(out_dir, num_shadows=num_shadows, pool=pool)
+    if isinstance(out_dir, shadow_jobs.ShadowBank):
+        bank = out_dir
+        if num_shadows is not None and num_shadows != bank.num_shadows:
+            raise ValueError(f"asked for {num_shadows} shadows, the bank has {bank.num_shadows}.")
+        if pool is not None and shadow_jobs.pool_fingerprint(pool) != bank.fingerprint:
+            raise ValueError("the shadows were trained on another pool (fingerprint differs).")
+    else:
+        bank = shadow_jobs.load_shadows(out_dir, num_shadows=num_shadows, pool=pool)
     logits = np.concatenate([target.logits["members"], target.logits["non_members"]])
     labels = np.concatenate([target.labels["members"], target.labels["non_members"]])
     if labels.shape != bank.labels.shape or not np.array_equal(labels, bank.labels):
@@ -260,7 +273,7 @@ def aggregate_lira(out_dir, target: ModelOutputs, num_shadows: Optional[int] = N
         raise ValueError(f"target has {logits.shape[1]} classes, shadows {bank.logits.shape[2]}.")
     is_member = np.arange(len(labels)) < len(target.labels["members"])
     results = lira_attack(logits, labels, bank.logits, bank.in_mask, is_member,
-                          variants=variants, keep_scores=keep_scores)
+                          variants=variants, fpr_targets=fpr_targets, keep_scores=keep_scores)
     return AttackReport(results=results, metadata={
         "num_shadows": bank.num_shadows, "pool_fingerprint": bank.fingerprint,
         "seed": bank.seed})
@@ -286,3 +299,26 @@ def run_lira(target: ModelOutputs, pool, train_fn: Callable, num_shadows: int, o
     """
     shadow_jobs.train_shadows(num_shadows, pool, train_fn, out_dir, seed=seed, verbose=verbose)
     return aggregate_lira(out_dir, target, num_shadows=num_shadows, variants=variants, pool=pool)
+
+
+@register_attack("lira", default=False)
+def _lira_for_run(outputs: ModelOutputs, shadow_outputs=None, *,
+                  fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS, keep_scores: bool = False,
+                  shadow_dir=None, num_shadows: Optional[int] = None,
+                  variants: Optional[Iterable[AttackType]] = None) -> List[AttackResult]:
+    """``keras_mi.attacks.run(outputs, ["lira"], options={"lira": {"shadow_dir": d}})``.
+
+    LiRA's shadows are trained on the target's own pool (see
+    :func:`keras_mi.attacks.train_shadow`), unlike the shadow models of the
+    other attacks, so they come as ``shadow_dir`` (or a ``ShadowBank`` /
+    folder given as ``shadow_outputs``). Not run by default.
+    """
+    source = shadow_dir
+    if source is None and isinstance(shadow_outputs, (str, os.PathLike, shadow_jobs.ShadowBank)):
+        source = shadow_outputs
+    if source is None:
+        raise ValueError("the 'lira' attack needs shadows trained on the target's pool: run "
+                         "train_shadow for every index, then pass options={'lira': "
+                         "{'shadow_dir': out_dir}}.")
+    return aggregate_lira(source, outputs, num_shadows=num_shadows, variants=variants,
+                          fpr_targets=fpr_targets, keep_scores=keep_scores).results

@@ -36,7 +36,9 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from keras_mi.attacks import shadow_jobs
+from keras_mi.attacks.metrics import DEFAULT_FPR_TARGETS
 from keras_mi.attacks.results import AttackResult, AttackType, evaluate_scores
+from keras_mi.attacks.runner import register_attack
 from keras_mi.outputs import ModelOutputs
 
 ShadowOutputs = Union[ModelOutputs, Sequence[ModelOutputs]]
@@ -181,16 +183,17 @@ def _check_target(target: ModelOutputs):
             raise ValueError(f"the target's '{split}' split is empty.")
 
 
-def _result(kind, target, scores, start, keep_scores, notes):
+def _result(kind, target, scores, start, keep_scores, notes, fpr_targets):
     n = len(target.labels["members"])
     return evaluate_scores(scores[:n], scores[n:], name=kind.value, attack_type=kind,
-                           keep_scores=keep_scores, notes=notes,
+                           fpr_targets=fpr_targets, keep_scores=keep_scores, notes=notes,
                            wall_time_s=time.perf_counter() - start)
 
 
 def shadow_attack_nn(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
                      hidden_layer_sizes: Tuple[int, ...] = (64,), max_iter: int = 500,
                      min_per_class: int = 5, seed: int = 0,
+                     fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
                      keep_scores: bool = False) -> AttackResult:
     """Shokri et al.'s attack: a per-class classifier on the full softmax vector.
 
@@ -203,6 +206,7 @@ def shadow_attack_nn(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
         records for its own classifier; otherwise the all-class fallback
         classifier scores it (the count is in ``result.notes``).
       seed: subsampling and classifier seed.
+      fpr_targets: low FPRs to report TPR at.
       keep_scores: keep per-record scores on the result.
 
     Returns:
@@ -242,12 +246,13 @@ def shadow_attack_nn(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
              f"{len(ins)} in / {len(outs)} out shadow records")
     if n_fallback:
         notes += f"; {n_fallback} classes used the all-class fallback"
-    return _result(AttackType.SHADOW_NN, target, scores, start, keep_scores, notes)
+    return _result(AttackType.SHADOW_NN, target, scores, start, keep_scores, notes, fpr_targets)
 
 
 def shadow_attack_top3(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
                        hidden_layer_sizes: Tuple[int, ...] = (64,), max_iter: int = 500,
-                       seed: int = 0, keep_scores: bool = False) -> AttackResult:
+                       seed: int = 0, fpr_targets: Sequence[float] = DEFAULT_FPR_TARGETS,
+                       keep_scores: bool = False) -> AttackResult:
     """Salem et al.'s attack: one classifier on the sorted top-3 probabilities.
 
     Args:
@@ -255,6 +260,7 @@ def shadow_attack_top3(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
       shadow_outputs: one ``ModelOutputs`` per shadow model.
       hidden_layer_sizes, max_iter: of the ``MLPClassifier``.
       seed: subsampling and classifier seed.
+      fpr_targets: low FPRs to report TPR at.
       keep_scores: keep per-record scores on the result.
 
     Returns:
@@ -274,4 +280,10 @@ def shadow_attack_top3(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
     t_logits = np.concatenate([target.logits["members"], target.logits["non_members"]])
     scores = _member_proba(clf, top3_features(t_logits))
     return _result(AttackType.SHADOW_TOP3, target, scores, start, keep_scores,
-                   f"MLP on sorted top-3 from {len(idx)} balanced shadow records")
+                   f"MLP on sorted top-3 from {len(idx)} balanced shadow records", fpr_targets)
+
+
+# Registration with keras_mi.attacks.run (which imports this module lazily):
+# run(outputs, shadow_outputs=[...]) then includes both attacks by default.
+register_attack("shadow_nn", shadow_attack_nn, needs_shadow=True)
+register_attack("shadow_top3", shadow_attack_top3, needs_shadow=True)

@@ -321,3 +321,16 @@ def test_real_keras_shadows_overfit_their_half(tmp_path):
     bank = shadow_jobs.load_shadows(tmp_path, pool=(x, y))
     phi = lira.logit_confidence(bank.logits, bank.labels)
     assert phi[bank.in_mask].mean() > phi[~bank.in_mask].mean() + 1.0
+
+
+def test_run_reaches_lira_through_options(tmp_path):
+    from keras_mi.attacks import run
+
+    pool = _pool(80)
+    target = _target(pool, 40)
+    shadow_jobs.train_shadows(8, pool, _stub_train_fn(pool), tmp_path, verbose=0)
+    report = run(target, ["lira"], options={"lira": {"shadow_dir": tmp_path}})
+    direct = lira.aggregate_lira(shadow_jobs.load_shadows(tmp_path), target)
+    assert [r.auc for r in report] == [r.auc for r in direct]
+    with pytest.raises(ValueError, match="shadow_dir"):
+        run(target, ["lira"])

@@ -116,3 +116,13 @@ def test_bad_inputs_raise():
         shadow.train_shadow_models(x, y, _stub_train_fn([]), num_shadows=3, train_size=10)
     with pytest.raises(ValueError, match="one per input"):
         shadow.train_shadow_models(x, y[:-1], _stub_train_fn([]))
+
+
+def test_run_includes_shadow_attacks_when_given_shadows():
+    from keras_mi.attacks import run
+
+    shadows = [_model(s, 5.0, 1.5) for s in (1, 2)]
+    report = run(_model(3, 5.0, 1.5), ["shadow_nn", "shadow_top3", "loss"],
+                 shadow_outputs=shadows, fpr_targets=(0.05,))
+    assert report.get("shadow_top3").auc > 0.85
+    assert list(report.get("shadow_nn").tpr_at_fpr) == [0.05]
