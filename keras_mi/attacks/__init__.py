@@ -22,12 +22,28 @@ from keras_mi.attacks.tfp_baseline import run_tf_privacy_baseline
 from keras_mi.attacks.threshold import (class_threshold_attack, gap_attack,
                                         learn_class_thresholds, threshold_attack)
 
+# Keras (for the callback) and matplotlib (for plots) load on first use, so
+# ``import keras_mi.attacks`` stays NumPy-only.
+_LAZY = {
+    "AttackMonitor": "keras_mi.attacks.callback",
+    "plot_roc": "keras_mi.attacks.plots",
+    "plot_score_histograms": "keras_mi.attacks.plots",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_mi.attacks' has no attribute '{name}'")
+
+
 __all__ = [
-    "ATTACKS", "AttackReport", "AttackResult", "AttackSpec", "AttackType",
+    "ATTACKS", "AttackMonitor", "AttackReport", "AttackResult", "AttackSpec", "AttackType",
     "DEFAULT_FPR_TARGETS", "SCORE_NAMES", "advantage", "attack_metrics", "auc",
     "available_attacks", "best_accuracy", "best_threshold", "class_threshold_attack",
     "compute_scores", "confidence_score", "correctness", "downsample_roc", "entropy_score",
     "evaluate_scores", "gap_attack", "learn_class_thresholds", "log_softmax", "loss_score",
-    "max_confidence_score", "modified_entropy_score", "register_attack", "roc_curve", "run",
+    "max_confidence_score", "modified_entropy_score", "plot_roc", "plot_score_histograms", "register_attack", "roc_curve", "run",
     "run_on_model", "run_tf_privacy_baseline", "summarize", "threshold_attack", "tpr_at_fpr", "tpr_at_fprs",
 ]
