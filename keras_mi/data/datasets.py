@@ -169,13 +169,21 @@ def _tfds_dir(cache_dir):
     return resolve_cache_dir(cache_dir) / "tfds"
 
 
+def _tfds_or_explain(name, cache_dir, download, limit, missing):
+    """Fall back to TFDS; if that fails too, say what local file would do."""
+    try:
+        return images.read_tfds(name, _tfds_dir(cache_dir), download, limit)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{missing} TFDS fallback failed as well: {error}") from error
+
+
 def _load_cifar10(data_dir, cache_dir, download, sha256, limit, verbose):
     try:
         path = resolve_file(
             CIFAR10_JPEG, data_dir, cache_dir, False, _single_sha(sha256, "cifar10")
         )
-    except FileNotFoundError:
-        return images.read_tfds("cifar10", _tfds_dir(cache_dir), download, limit)
+    except FileNotFoundError as missing:
+        return _tfds_or_explain("cifar10", cache_dir, download, limit, missing)
     tag = "all" if limit is None else f"limit{limit}"
     key = f"cifar10-jpeg-{sha256_of(path)[:16]}-{tag}"
 
@@ -205,8 +213,8 @@ def _idx_loader(files, tfds_name):
                 resolve_file(f, data_dir, cache_dir, False, None, SYSTEM_DATA_DIRS)
                 for f in files
             ]
-        except FileNotFoundError:
-            return images.read_tfds(tfds_name, _tfds_dir(cache_dir), download, limit)
+        except FileNotFoundError as missing:
+            return _tfds_or_explain(tfds_name, cache_dir, download, limit, missing)
         return images.read_idx_pair(*paths, limit=limit)
 
     return load

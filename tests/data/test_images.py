@@ -165,3 +165,6 @@ def test_tfds_fallback_for_mnist_and_cifar10(tmp_path):
         assert 0 <= y.min() and y.max() <= 9 and 0.0 <= x.min() and x.max() <= 1.0
         x, y = load_dataset("cifar10", data_dir=tmp_path, cache_dir=tmp_path, download=False)
         assert x.shape == (12, 32, 32, 3) and 0 <= y.min() and y.max() <= 9
+    # Outside the mock, nothing local and no download: a clear error.
+    with pytest.raises(FileNotFoundError, match="mnist/train-images-idx3-ubyte.gz.*could not provide 'mnist'"):
+        load_dataset("mnist", data_dir=tmp_path, cache_dir=tmp_path, download=False)
