@@ -1,0 +1,235 @@
+"""The steps of an experiment, each saved as soon as it is done.
+
+Every step first looks for its saved result in the output folder and, when
+it is there, loads it instead of recomputing (``skip``); otherwise it
+computes, saves atomically and records its wall time in ``timings.json``.
+Steps are seeded from ``(run seed, step tag)`` only, so which steps a
+session skips never changes what the others compute.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from keras_mi.experiment import store
+from keras_mi.experiment.config import ExperimentConfig, parse_defense
+from keras_mi.experiment.train import (TrainedModel, model_seed, seed_everything,
+                                       train_dpsgd_defense, train_keras_defense)
+from keras_mi.outputs import ModelOutputs
+
+
+class Progress:
+    """The overall progress over the run's steps.
+
+    A tqdm bar on a terminal; plain ``[k/N]`` lines otherwise (logs, CI);
+    nothing when quiet. Keras prints its own per-epoch bars under it.
+    """
+
+    def __init__(self, total: int, verbose: int):
+        self.total, self.done, self.verbose, self.bar = total, 0, verbose, None
+        if verbose > 0 and sys.stdout.isatty():
+            from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
+            self.bar = tqdm(total=total, desc="keras-mi evaluate", unit="step", file=sys.stdout)
+
+    def write(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message)
+        elif self.verbose > 0:
+            print(message, flush=True)
+
+    def step(self, message: str, done: bool = False) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(message)
+        if done:
+            self.write(f"[{self.done + 1}/{self.total}] {message}: done (saved)")
+
+    def skip(self, message: str) -> None:
+        self.write(f"[{self.done + 1}/{self.total}] {message}: already done, skipped")
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def split_step(config: ExperimentConfig, x, y, out: pathlib.Path, progress: Progress):
+    """Creates (or loads, checked against the pool) the run's MembershipSplit."""
+    from keras_mi.data import MembershipSplit  # pylint: disable=import-outside-toplevel
+
+    path = out / "split.json"
+    progress.step("split")
+    if path.exists():
+        split = MembershipSplit.load(path, x, y)
+        progress.skip("split")
+    else:
+        s = config.split
+        split = MembershipSplit.create(x, y, members=s.members, reference=s.reference,
+                                       non_members=s.non_members, test=s.test, shadow=s.shadow,
+                                       seed=config.seed)
+        split.save(path)  # atomic (temp file + rename)
+        progress.step("split", done=True)
+    progress.advance()
+    return split
+
+
+def train_step(defense: str, tag: str, config: ExperimentConfig, facts,
+               roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
+               fit_verbose: int, progress: Progress,
+               timings: Dict[str, float]) -> Tuple[Dict[str, Any], bool]:
+    """Trains (or loads) the target of one defense; returns its outputs and meta."""
+    meta_path, outputs_path = out / "meta" / f"{tag}.json", out / "outputs" / f"{tag}.npz"
+    progress.step(f"train {defense}")
+    if meta_path.exists() and outputs_path.exists():
+        progress.skip(f"train {defense}")
+        progress.advance()
+        return {"outputs": ModelOutputs.load_npz(outputs_path),
+                "meta": store.read_json(meta_path)}, False
+    t0 = time.perf_counter()
+    seed = model_seed(config.seed, tag)
+    eval_splits = {r: roles[r] for r in ("members", "non_members", "reference", "test") if r in roles}
+    data = {"train": roles["members"], "reference": roles.get("reference"), "eval": eval_splits,
+            "work_dir": str(out / "models" / f"{tag}_dpsgd")}
+    kind, _ = parse_defense(defense)
+    progress.write(f"Training '{defense}' ({facts.architecture}, "
+                   f"{len(roles['members'][0])} members, seed {seed})")
+    trainer = train_dpsgd_defense if kind == "dpsgd" else train_keras_defense
+    trained: TrainedModel = trainer(defense, config, data, facts.input_shape, facts.num_classes,
+                                    facts.architecture, seed, verbose=fit_verbose)
+    if trained.model is not None:
+        store.atomic_write(out / "models" / f"{tag}.keras", trained.model.save, suffix=".keras")
+        outputs = ModelOutputs.from_model(trained.model, **eval_splits)
+    else:
+        outputs = trained.outputs
+        _keep_dpsgd_model(pathlib.Path(data["work_dir"]), out / "models" / f"{tag}.h5")
+    outputs.save_npz(outputs_path)
+    meta = {"defense": defense, "seed": seed, **trained.extras}
+    store.write_json(meta_path, meta)
+    store.save_timing(out, f"train/{tag}_s", time.perf_counter() - t0, timings)
+    progress.step(f"train {defense}", done=True)
+    progress.advance()
+    return {"outputs": outputs, "meta": meta}, True
+
+
+def _keep_dpsgd_model(work_dir: pathlib.Path, target: pathlib.Path) -> None:
+    """Keeps the DP-SGD child's tf-keras model; drops its copy of the data."""
+    import shutil  # pylint: disable=import-outside-toplevel
+
+    model = work_dir / "out" / "model.h5"
+    if model.exists():
+        os.replace(model, target)
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def shadow_step(config: ExperimentConfig, facts,
+                roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
+                fit_verbose: int, progress: Progress, timings: Dict[str, float]):
+    """Shadow models for the attacks that need them (per-class thresholds, shadow NN).
+
+    The attacker's shadows are trained once per run with the run's recipe
+    and architecture, without a defense (the attacker does not know it), on
+    disjoint parts of the split's shadow pool, and shared by every target.
+    """
+    from keras_mi.attacks.shadow import train_shadow_models  # pylint: disable=import-outside-toplevel
+
+    k = config.num_shadow_models
+    folder = out / "shadows"
+    paths = [folder / f"shadow_{i:02d}.npz" for i in range(k)]
+    progress.step(f"train {k} shadow models")
+    if not all(p.exists() for p in paths):
+        if "shadow" not in roles or k < 1:
+            raise ValueError("The chosen attacks need shadow models: set split.shadow > 0 and "
+                             "num_shadow_models >= 1, or drop the shadow-based attacks.")
+        t0 = time.perf_counter()
+
+        def train_fn(x, y, seed):
+            return train_keras_defense("none", config, {"train": (x, y)}, facts.input_shape,
+                                       facts.num_classes, facts.architecture, int(seed),
+                                       verbose=0).model
+
+        x_pool, y_pool = roles["shadow"]
+        part = len(y_pool) // k
+        shadows = train_shadow_models(x_pool, y_pool, train_fn, num_shadows=k,
+                                      train_size=max(1, min(config.split.members, part // 2)),
+                                      seed=model_seed(config.seed, "shadows"),
+                                      verbose=1 if fit_verbose else 0)
+        folder.mkdir(exist_ok=True)
+        for path, shadow in zip(paths, shadows):
+            shadow.save_npz(path)
+        store.save_timing(out, "shadows/train_s", time.perf_counter() - t0, timings)
+        progress.step(f"train {k} shadow models", done=True)
+    else:
+        progress.skip(f"train {k} shadow models")
+    progress.advance()
+    return [ModelOutputs.load_npz(p) for p in paths]
+
+
+def lira_step(config: ExperimentConfig, facts,
+              roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
+              fit_verbose: int, progress: Progress, timings: Dict[str, float]) -> Dict[str, Any]:
+    """LiRA's shadows: each trained on a random half of members + non-members.
+
+    Every target shares that pool, so one bank (trained with the run's recipe,
+    no defense) serves all of them. ``shadow_jobs`` writes one file per shadow
+    as it finishes, so an interruption loses at most the shadow in training.
+    """
+    from keras_mi.attacks import lira, shadow_jobs  # pylint: disable=import-outside-toplevel
+
+    k = config.num_lira_shadows
+    folder = out / "shadows" / "lira"
+    progress.step(f"train {k} LiRA shadows")
+    t0 = time.perf_counter()
+    pool = lira.lira_pool(roles["members"], roles["non_members"])
+    todo = [i for i in range(k) if not shadow_jobs.shadow_path(folder, i).exists()]
+
+    def train_fn(x, y, seed):
+        return train_keras_defense("none", config, {"train": (x, y)}, facts.input_shape,
+                                   facts.num_classes, facts.architecture, int(seed),
+                                   verbose=0).model
+
+    shadow_jobs.train_shadows(k, pool, train_fn, folder, seed=model_seed(config.seed, "lira"),
+                              indices=todo, verbose=1 if fit_verbose else 0)
+    if todo:
+        store.save_timing(out, "shadows/lira_s", timings.get("shadows/lira_s", 0.0)
+                          + time.perf_counter() - t0, timings)
+        progress.step(f"train {k} LiRA shadows", done=True)
+    else:
+        progress.skip(f"train {k} LiRA shadows")
+    progress.advance()
+    return {"shadow_dir": str(folder), "num_shadows": k}
+
+
+def attack_step(tag: str, outputs, attacks: Optional[Sequence[str]], shadow_outputs, options,
+                config: ExperimentConfig, out: pathlib.Path, progress: Progress,
+                timings: Dict[str, float]):
+    """Runs (or loads) every attack on one target; returns (AttackReport, ran)."""
+    from keras_mi import attacks as kattacks  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
+
+    path = out / "attacks" / f"{tag}.json"
+    progress.step(f"attack {tag}")
+    if path.exists():
+        progress.skip(f"attack {tag}")
+        progress.advance()
+        return kattacks.AttackReport.from_json(path.read_text()), False
+    t0 = time.perf_counter()
+    seed_everything(model_seed(config.seed, f"attacks/{tag}"))
+    result = attack_runner.run(outputs, attacks=attacks, shadow_outputs=shadow_outputs,
+                               options=options)
+    store.write_text(path, result.to_json(indent=1) + "\n")
+    store.save_timing(out, f"attacks/{tag}_s", time.perf_counter() - t0, timings)
+    progress.step(f"attack {tag}", done=True)
+    progress.advance()
+    # Read back what was saved, so a fresh run and a resumed one report the
+    # same (down-sampled) curves.
+    return kattacks.AttackReport.from_json(path.read_text()), True
