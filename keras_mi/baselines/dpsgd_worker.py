@@ -1,0 +1,183 @@
+"""Child process that trains with TF-Privacy's DP-SGD on a tf-keras model.
+
+Run as ``python -m keras_mi.baselines.dpsgd_worker <request.json>``; the
+parent (:func:`keras_mi.baselines.train_dpsgd`) writes the request and reads
+the results. TF-Privacy's Keras optimizers need Keras 2 (tf-keras), chosen
+by ``TF_USE_LEGACY_KERAS=1`` before TensorFlow is imported, which is why
+this runs in its own process. Importing this module imports nothing but the
+standard library and numpy; TensorFlow, tf-keras and TF-Privacy are
+imported in :func:`main`.
+
+Request (JSON): ``data`` (npz with ``x_train``, ``y_train`` and optional
+``x_<split>``/``y_<split>`` for the splits of :mod:`keras_mi.outputs`),
+``out_dir``, ``architecture``, ``input_shape``, ``num_classes``,
+``private`` (False trains the same model with plain SGD, for timing
+comparisons), ``l2_norm_clip``, ``noise_multiplier``, ``num_microbatches``
+(None = per-example), ``batch_size``, ``epochs``, ``learning_rate``,
+``momentum``, ``seed``, ``verbose``, ``delta``, ``accountant``.
+
+Writes into ``out_dir``: ``model.h5`` (tf-keras format), ``outputs.npz``
+(:meth:`keras_mi.outputs.ModelOutputs.save_npz`) and ``result.json``
+(history, ε, accuracies, wall and per-epoch times), all atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _atomic_write_text(path: pathlib.Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _check_no_batchnorm(model) -> None:
+    for layer in model.layers:
+        if "BatchNormalization" in type(layer).__name__:
+            raise ValueError(
+                f"Layer '{layer.name}' is a BatchNormalization layer, which mixes "
+                f"examples within a batch and breaks per-example gradient clipping. "
+                f"Use an architecture without BatchNorm (or GroupNorm/LayerNorm).")
+
+
+def _epoch_timer(tf_keras):
+    class EpochTimer(tf_keras.callbacks.Callback):
+        """Records the wall time of every epoch into ``logs['epoch_time_s']``."""
+
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            elapsed = time.perf_counter() - self._start
+            self.times.append(elapsed)
+            if logs is not None:
+                logs["epoch_time_s"] = elapsed
+
+    return EpochTimer()
+
+
+def run(request: dict) -> dict:
+    """Trains per ``request`` and writes the outputs; returns the result dict."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    start = time.perf_counter()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_keras  # pylint: disable=import-outside-toplevel
+
+    from keras_mi.models.architectures import build_model
+    from keras_mi.outputs import SPLITS, ModelOutputs
+
+    out_dir = pathlib.Path(request["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = request.get("seed")
+    if seed is not None:
+        tf_keras.utils.set_random_seed(int(seed))
+    with np.load(request["data"], allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    x_train, y_train = arrays["x_train"].astype("float32"), arrays["y_train"].astype("int64")
+    batch_size = int(request["batch_size"])
+    epochs = int(request["epochs"])
+    verbose = int(request.get("verbose", 0))
+
+    model = build_model(request["architecture"], request["input_shape"],
+                        request["num_classes"], flavor="tf_keras", seed=seed)
+    _check_no_batchnorm(model)
+    lr, momentum = float(request["learning_rate"]), float(request.get("momentum", 0.0))
+    if request.get("private", True):
+        from keras_mi._compat import import_tf_privacy
+        dp_opt = import_tf_privacy("privacy.optimizers.dp_optimizer_keras")
+        optimizer = dp_opt.DPKerasSGDOptimizer(
+            l2_norm_clip=float(request["l2_norm_clip"]),
+            noise_multiplier=float(request["noise_multiplier"]),
+            num_microbatches=request.get("num_microbatches"),
+            learning_rate=lr, momentum=momentum)
+        # DP optimizers clip per example, so the loss must stay a vector.
+        reduction = tf_keras.losses.Reduction.NONE
+    else:
+        optimizer = tf_keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+        reduction = tf_keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                         reduction=reduction)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+    # Shuffled fixed-size batches; the last partial batch is dropped so every
+    # step has exactly batch_size examples (as the accounting assumes).
+    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+             .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+             .batch(batch_size, drop_remainder=True))
+    validation = None
+    if "x_test" in arrays:
+        validation = (arrays["x_test"].astype("float32"), arrays["y_test"].astype("int64"))
+    timer = _epoch_timer(tf_keras)
+    history = model.fit(train, epochs=epochs, validation_data=validation,
+                        callbacks=[timer], verbose=2 if verbose else 0)
+    train_time = time.perf_counter() - start
+
+    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".h5")
+    os.close(fd)
+    model.save(tmp)
+    os.replace(tmp, out_dir / "model.h5")
+
+    splits = {"members": (x_train, y_train)}
+    for split in SPLITS:
+        if f"x_{split}" in arrays:
+            splits[split] = (arrays[f"x_{split}"].astype("float32"),
+                             arrays[f"y_{split}"].astype("int64"))
+    outputs = ModelOutputs.from_model(model, **splits)
+    outputs.save_npz(out_dir / "outputs.npz")
+
+    def accuracy(split):
+        logits, labels = outputs.get(split)
+        return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+    result = {
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "epoch_time_s": timer.times,
+        "steps": epochs * (len(x_train) // batch_size),
+        "train_accuracy": accuracy("members"),
+        "test_accuracy": accuracy("test") if "test" in outputs.logits else None,
+        "wall_time_s": time.perf_counter() - start,
+        "train_time_s": train_time,
+        "tensorflow_version": tf.__version__,
+    }
+    if request.get("private", True):
+        from keras_mi.baselines.accounting import privacy_report
+        report = privacy_report(len(x_train), batch_size, float(request["noise_multiplier"]),
+                                epochs, request.get("delta"), request.get("accountant", "rdp"),
+                                request.get("num_microbatches"), steps=result["steps"])
+        result["epsilon"] = report.epsilon
+        result["delta"] = report.delta
+    _atomic_write_text(out_dir / "result.json", json.dumps(result, indent=2))
+    if verbose:
+        print(f"[dpsgd_worker] done in {result['wall_time_s']:.1f}s; "
+              f"train acc {result['train_accuracy']:.3f}", flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    """Entry point: ``python -m keras_mi.baselines.dpsgd_worker request.json``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m keras_mi.baselines.dpsgd_worker <request.json>",
+              file=sys.stderr)
+        return 2
+    with open(argv[0]) as f:
+        request = json.load(f)
+    run(request)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
