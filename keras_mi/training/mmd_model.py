@@ -249,6 +249,11 @@ class MMDModel(keras.Model):
         callbacks = list(kwargs.pop("callbacks", None) or [])
         acc_key = checks.accuracy_metric_name(self)
         if self.schedule == "paper":
+            if acc_key is None:
+                raise ValueError(
+                    'schedule="paper" decides each MMD pass from the train accuracy; '
+                    "compile(..., metrics=['accuracy'])."
+                )
             callbacks.insert(0, PaperSchedule(x, y, kwargs, accuracy=acc_key))
         elif acc_key is not None and not any(isinstance(c, AccuracyGap) for c in callbacks):
             callbacks.insert(0, AccuracyGap(accuracy=acc_key))

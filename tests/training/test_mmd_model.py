@@ -1,0 +1,168 @@
+"""MMDModel: loss composition, class matching, no gradient to the reference."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_mi.losses import mmd2
+from keras_mi.training import MMDModel
+
+SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def softmax(z):
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def one_per_class(x, y, k=4):
+    rows = [int(np.nonzero(y == c)[0][0]) for c in range(k)]
+    return x[rows], y[rows]
+
+
+def test_loss_is_ce_plus_weight_times_mmd(make_net, toy):
+    x, y = toy
+    # One reference row per class: the class-matched batch is deterministic.
+    xr, yr = one_per_class(x, y)
+    model = MMDModel(make_net(), reference=(xr, yr), weight=2.5, seed=0)
+    model.compile("sgd", SCCE)
+    xb, yb = x[100:164], y[100:164]
+    logits = model(xb)
+    got = float(ops.convert_to_numpy(model.compute_loss(xb, yb, logits, training=True)))
+    z = ops.convert_to_numpy(logits)
+    zr = ops.convert_to_numpy(model(xr))[yb]
+    p = softmax(z)
+    ce = -np.mean(np.log(p[np.arange(len(yb)), yb]))
+    mmd = float(ops.convert_to_numpy(mmd2(p.astype("float32"), softmax(zr).astype("float32"))))
+    assert mmd > 1e-4
+    assert got == pytest.approx(ce + 2.5 * mmd, rel=1e-5)
+    # Evaluation loss is the compiled loss only.
+    ev = float(ops.convert_to_numpy(model.compute_loss(xb, yb, logits, training=False)))
+    assert ev == pytest.approx(ce, rel=1e-5)
+
+
+@pytest.mark.parametrize("encoding", ["int", "int_col", "onehot", "soft"])
+def test_reference_batch_is_class_matched(make_net, toy, encoding):
+    x, y = toy
+    model = MMDModel(make_net(), reference=(x[240:], y[240:]), seed=1)
+    yb = y[:96]
+    labels = {
+        "int": yb,
+        "int_col": yb[:, None],
+        "onehot": np.eye(4, dtype="float32")[yb],
+        "soft": 0.7 * np.eye(4, dtype="float32")[yb] + 0.1,
+    }[encoding]
+    idx = ops.convert_to_numpy(model._reference_indices(model._labels_of(ops.convert_to_tensor(labels), ops.zeros((96, 4)))))
+    ref_labels = ops.convert_to_numpy(model.reference.labels)
+    np.testing.assert_array_equal(ref_labels[idx], yb)
+    # Without replacement: no repeats within a class (each class has >= 40 rows).
+    assert len(np.unique(idx)) == len(idx)
+    # Fresh draws every step.
+    idx2 = ops.convert_to_numpy(model._reference_indices(ops.convert_to_tensor(yb.astype("int32"))))
+    assert not np.array_equal(idx, idx2)
+
+
+def test_replace_true_is_class_matched_and_wraps_when_short(make_net, toy):
+    x, y = toy
+    xr, yr = one_per_class(x, y)
+    for replace in (True, False):
+        model = MMDModel(make_net(), reference=(xr, yr), replace=replace, seed=2)
+        idx = ops.convert_to_numpy(model._reference_indices(ops.convert_to_tensor(y[:50].astype("int32"))))
+        np.testing.assert_array_equal(ops.convert_to_numpy(model.reference.labels)[idx], y[:50])
+
+
+def test_reference_outputs_get_no_gradient(make_net, toy):
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("uses tf.GradientTape")
+    x, y = toy
+    xr, yr = one_per_class(x, y)
+    model = MMDModel(make_net(), reference=(xr, yr), seed=0)
+    xb, yb = x[:32], y[:32]
+    weights = model.trainable_variables
+    with tf.GradientTape() as tape:
+        got = model.reference_mmd2(yb, model(xb, training=True))
+    g_model = tape.gradient(got, weights)
+    # Same MMD with the reference softmax as a constant: the gradients agree.
+    const_ref = tf.constant(softmax(ops.convert_to_numpy(model(xr))[yb]), tf.float32)
+    with tf.GradientTape() as tape:
+        want = mmd2(tf.nn.softmax(model(xb, training=True)), const_ref)
+    g_const = tape.gradient(want, weights)
+    # And they differ from the gradient with the reference path left open.
+    with tf.GradientTape() as tape:
+        both = mmd2(tf.nn.softmax(model(xb)), tf.nn.softmax(model(tf.gather(xr, yb))))
+    g_open = tape.gradient(both, weights)
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+    for a, b in zip(g_model, g_const):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-7)
+    assert any(not np.allclose(a.numpy(), b.numpy(), rtol=1e-3) for a, b in zip(g_open, g_const))
+    # The reference inputs themselves receive no gradient.
+    xr_t = tf.constant(xr)
+    model.set_reference(xr, yr)
+    with tf.GradientTape() as tape:
+        tape.watch(xr_t)
+        out = mmd2(tf.nn.softmax(model(xb)), tf.stop_gradient(tf.nn.softmax(model(tf.gather(xr_t, yb)))))
+    assert tape.gradient(out, xr_t) is None
+
+
+def test_fit_summed_arrays_and_dataset_log_mmd_and_gap(make_net, toy):
+    tf = pytest.importorskip("tensorflow")
+    x, y = toy
+    model = MMDModel(make_net(), reference=(x[320:], y[320:]), weight=3.0, seed=0)
+    model.compile("adam", SCCE, metrics=["accuracy"])
+    hist = model.fit(x[:320], y[:320], batch_size=32, epochs=2, verbose=0, validation_data=(x[320:], y[320:]))
+    h = hist.history
+    assert {"mmd", "val_mmd", "gap", "accuracy", "val_accuracy"} <= set(h)
+    assert all(v > 0 for v in h["mmd"])
+    np.testing.assert_allclose(h["gap"], np.array(h["accuracy"]) - np.array(h["val_accuracy"]), atol=1e-9)
+    onehot = np.eye(4, dtype="float32")[y[:320]]
+    ds = tf.data.Dataset.from_tensor_slices((x[:320], onehot)).batch(32)
+    model.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    h2 = model.fit(ds, epochs=1, verbose=0).history
+    assert h2["mmd"][0] > 0 and np.isfinite(h2["loss"][0])
+
+
+def test_mmd_steps_pull_train_outputs_towards_reference_outputs(make_net, toy):
+    # The reference side is a constant in each step, so what the MMD term
+    # minimizes is the MMD to the reference outputs as they were: measure
+    # that against a frozen copy of them.
+    x, y = toy
+    xr, yr = x[240:], y[240:]
+    xb, yb = x[:64], y[:64]
+    after = {}
+    for weight in (0.0, 100.0):
+        model = MMDModel(make_net(seed=3), reference=(xr, yr), weight=weight, seed=0)
+        model.compile(keras.optimizers.SGD(0.001), SCCE)
+        frozen = ops.softmax(model(xr))
+        before = float(ops.convert_to_numpy(mmd2(ops.softmax(model(xb)), frozen)))
+        for _ in range(5):
+            model.train_on_batch(xb, yb)
+        after[weight] = float(ops.convert_to_numpy(mmd2(ops.softmax(model(xb)), frozen)))
+    assert after[100.0] < 0.85 * before
+    assert after[100.0] < 0.85 * after[0.0]
+
+
+def test_paper_schedule_passes_and_last_epoch(make_net, toy):
+    x, y = toy
+    model = MMDModel(make_net(), reference=(x[320:], y[320:]), schedule="paper", gap_threshold=-1.0, seed=0)
+    model.compile("adam", SCCE, metrics=["accuracy"])
+    h = model.fit(x[:320], y[:320], batch_size=64, epochs=3, verbose=0).history
+    assert h["mmd_pass"] == [1.0, 1.0, 0.0]
+    assert np.isfinite(h["mmd_pass_mmd"][:2]).all() and np.isnan(h["mmd_pass_mmd"][2])
+    assert len(h["gap"]) == 3
+    # The MMD pass moves the weights: same run with no pass ends elsewhere.
+    never = MMDModel(make_net(), reference=(x[320:], y[320:]), schedule="paper", gap_threshold=1.0, seed=0)
+    never.compile("adam", SCCE, metrics=["accuracy"])
+    h2 = never.fit(x[:320], y[:320], batch_size=64, epochs=3, verbose=0).history
+    assert h2["mmd_pass"] == [0.0, 0.0, 0.0]
+    assert not np.allclose(model.predict(x[:20], verbose=0), never.predict(x[:20], verbose=0))
+
+
+def test_paper_schedule_needs_accuracy_metric(make_net, toy):
+    x, y = toy
+    model = MMDModel(make_net(), reference=(x[320:], y[320:]), schedule="paper")
+    model.compile("adam", SCCE)
+    with pytest.raises(ValueError, match="accuracy"):
+        model.fit(x[:320], y[:320], epochs=1, verbose=0)
