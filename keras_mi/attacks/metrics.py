@@ -8,8 +8,8 @@ Sign convention (used by every attack in keras-mi): a **higher score means
 "member" iff ``score >= t``. Scores that are naturally lower for members are
 negated by the score functions (e.g. the loss attack scores ``-loss``).
 
-All metrics come from one ROC curve built by a single sort of the pooled
-scores (``O(n log n)``); tied scores are one threshold, so a tie counts half
+All metrics come from one ROC curve built by sorting members and
+non-members separately and merging the two sorted runs (``O(n log n)``); tied scores are one threshold, so a tie counts half
 in the AUC (the Mann-Whitney convention, as in ``sklearn.metrics``).
 
 Example:
@@ -52,7 +52,7 @@ def roc_curve(member_scores, non_member_scores) -> Tuple[np.ndarray, np.ndarray,
     """ROC curve of the attack "member iff score >= threshold".
 
     Sweeps every distinct score as a threshold, from the highest down, in one
-    sort of the pooled scores. The curve starts at ``(0, 0)`` (threshold
+    pass over the merged sorted scores. The curve starts at ``(0, 0)`` (threshold
     ``+inf``) and ends at ``(1, 1)``; it equals
     ``sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)``.
 
@@ -73,18 +73,23 @@ def roc_curve(member_scores, non_member_scores) -> Tuple[np.ndarray, np.ndarray,
     neg = _as_scores(non_member_scores, "non_member_scores")
     n_pos, n_neg = pos.size, neg.size
     dtype = np.result_type(pos.dtype, neg.dtype)
-    scores = np.concatenate([pos.astype(dtype, copy=False), neg.astype(dtype, copy=False)])
-    order = np.argsort(scores)[::-1]  # descending; the order within ties is irrelevant
-    sorted_scores = scores[order]
-    tps = np.cumsum(order < n_pos)  # members sit at indices < n_pos
+    # Sort each set by descending score (ascending -score; np.sort is much
+    # faster than argsort), then merge the two sorted runs: a stable argsort
+    # of two concatenated runs is a linear-time merge (timsort). The merge
+    # order tells which records are members (indices < n_pos).
+    merged = np.concatenate([np.sort(-pos.astype(dtype, copy=False)),
+                             np.sort(-neg.astype(dtype, copy=False))])
+    order = np.argsort(merged, kind="stable")
+    sorted_neg_scores = merged[order]
+    tps = np.cumsum(order < n_pos)
     # Keep the last index of each run of tied scores: one threshold per value.
-    last = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])  # inf-safe, unlike diff
-    last = np.append(last, scores.size - 1)
+    last = np.flatnonzero(sorted_neg_scores[1:] != sorted_neg_scores[:-1])  # inf-safe
+    last = np.append(last, merged.size - 1)
     tps = tps[last]
     fps = (last + 1) - tps
     tpr = np.concatenate([[0.0], tps / n_pos])
     fpr = np.concatenate([[0.0], fps / n_neg])
-    thresholds = np.concatenate([[np.inf], sorted_scores[last].astype(np.float64)])
+    thresholds = np.concatenate([[np.inf], -sorted_neg_scores[last].astype(np.float64)])
     return fpr, tpr, thresholds
 
 

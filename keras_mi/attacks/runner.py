@@ -137,7 +137,8 @@ def run(outputs: ModelOutputs, attacks: Optional[Iterable[str]] = None,
       baseline: also run TF-Privacy's harness on the same outputs
         (:func:`keras_mi.attacks.tfp_baseline.run_tf_privacy_baseline`,
         options in ``baseline_options``); its rows are named ``tfp_*``.
-      options: per-attack keyword arguments, ``{name: {...}}``.
+      options: per-attack keyword arguments, ``{name: {...}}`` (names must be
+        registered; options of attacks not selected are ignored).
       metadata: copied into the report.
 
     Returns:
@@ -167,9 +168,10 @@ def run(outputs: ModelOutputs, attacks: Optional[Iterable[str]] = None,
         if missing:
             raise ValueError(f"Attack(s) {missing} need shadow_outputs; train shadow models "
                              "first or drop these attacks.")
-    unknown_opts = [n for n in options if n not in names]
-    if unknown_opts:
-        raise ValueError(f"options given for attacks not run: {unknown_opts}.")
+    unknown_opts = [n for n in options if n not in ATTACKS]
+    if unknown_opts:  # a typo; options of known attacks that do not run are ignored
+        raise ValueError(f"options given for unknown attack(s) {unknown_opts}; "
+                         f"available: {list(ATTACKS)}.")
     pairs = [("members", "non_members")]
     if check_reference and outputs.get("reference") is not None:
         pairs.append(("reference", "non_members"))

@@ -80,21 +80,23 @@ def log_softmax(logits, from_logits: bool = True) -> np.ndarray:
     return np.log(np.maximum(arr, _PROB_FLOOR))
 
 
-def _log1m_probs(logp: np.ndarray) -> np.ndarray:
+def _log1m_probs(logp: np.ndarray, p: np.ndarray) -> np.ndarray:
     """``log(1 - p_i)`` for every class, accurate also when ``p_i`` is near 1.
 
     For classes with ``p_i <= 1/2``, ``log1p(-p_i)`` is accurate. Only the top
-    class can exceed 1/2; for it ``1 - p_top = s / (1 + s)`` with
-    ``s = sum_{j != top} exp(logp_j - logp_top)``, which has no cancellation.
+    class can exceed 1/2; for it ``1 - p_top`` is summed directly as
+    ``sum_{j != top} p_j`` (no cancellation), floored at the smallest normal
+    float so a total underflow gives a large finite log instead of ``-inf``.
     """
     with np.errstate(divide="ignore"):  # the top class may give log(0); replaced below
-        out = np.log1p(-np.exp(logp))
+        out = np.log1p(-p)
     rows = np.arange(logp.shape[0])
     top = np.argmax(logp, axis=1)
-    rel = np.exp(logp - logp[rows, top][:, None])
-    rel[rows, top] = 0.0
-    s = np.maximum(rel.sum(axis=1), np.finfo(logp.dtype).tiny)
-    out[rows, top] = np.log(s) - np.log1p(s)
+    p_top = p[rows, top]
+    p[rows, top] = 0.0
+    rest = p.sum(axis=1)
+    p[rows, top] = p_top  # restore (p is the caller's array)
+    out[rows, top] = np.log(np.maximum(rest, np.finfo(logp.dtype).tiny))
     return out
 
 
@@ -119,13 +121,14 @@ def _entropy(logp, labels):
 
 
 def _modified_entropy(logp, labels):
-    log1m = _log1m_probs(logp)
-    rows = np.arange(logp.shape[0])
     p = np.exp(logp)
+    log1m = _log1m_probs(logp, p)
+    rows = np.arange(logp.shape[0])
     # -Mentr = (1 - p_y) log p_y + sum_{i != y} p_i log(1 - p_i)
-    others = p * log1m
-    others[rows, labels] = 0.0
-    return np.exp(log1m[rows, labels]) * logp[rows, labels] + others.sum(axis=1)
+    log1m_y = log1m[rows, labels]
+    p *= log1m  # in place: p now holds p_i log(1 - p_i)
+    p[rows, labels] = 0.0  # drop the true class (zeroed, not subtracted: no cancellation)
+    return np.exp(log1m_y) * logp[rows, labels] + p.sum(axis=1)
 
 
 _FROM_LOGP: Dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {

@@ -49,8 +49,9 @@ def test_errors_name_what_to_change(make_outputs):
         attacks.run(out, ["loss_class"])
     with pytest.raises(TypeError, match="ModelOutputs"):
         attacks.run({"members": 1})
-    with pytest.raises(ValueError, match="options given"):
-        attacks.run(out, ["loss"], options={"gap": {}})
+    with pytest.raises(ValueError, match="unknown attack"):
+        attacks.run(out, ["loss"], options={"gapp": {}})
+    assert len(attacks.run(out, ["loss"], options={"gap": {}})) == 1  # known, not run: ignored
 
 
 def test_registered_plugin_receives_outputs_and_shadows(make_outputs):
