@@ -23,11 +23,23 @@ def accuracy_metric_name(model):
     >>> accuracy_metric_name(model)  # after compile(metrics=["accuracy"])  # doctest: +SKIP
     'accuracy'
     """
-    for spec in getattr(model, "_metric_specs", []) or []:
-        name = spec if isinstance(spec, str) else getattr(spec, "name", None)
-        if name in _ACCURACY_NAMES:
-            return name
-    return None
+    config = model.get_compile_config() or {}
+    names = []
+
+    def collect(spec):
+        if isinstance(spec, (list, tuple)):
+            for s in spec:
+                collect(s)
+        elif isinstance(spec, dict) and "class_name" in spec:
+            names.append((spec.get("config") or {}).get("name"))
+        elif isinstance(spec, dict):  # per-output metrics
+            for s in spec.values():
+                collect(s)
+        else:
+            names.append(spec if isinstance(spec, str) else getattr(spec, "name", None))
+
+    collect([config.get("metrics"), config.get("weighted_metrics")])
+    return next((n for n in names if n in _ACCURACY_NAMES), None)
 
 
 def _is_tf_dataset(x) -> bool:

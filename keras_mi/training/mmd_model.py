@@ -259,14 +259,6 @@ class MMDModel(keras.Model):
             callbacks.insert(0, AccuracyGap(accuracy=acc_key))
         return super().fit(x, y, callbacks=callbacks, **kwargs)
 
-    def compile(self, *args, **kwargs):
-        # Remember the metric specs so fit can find an accuracy metric for
-        # the gap before training starts.
-        self._metric_specs = list(kwargs.get("metrics") or []) + list(kwargs.get("weighted_metrics") or [])
-        if len(args) > 2:
-            self._metric_specs += list(args[2] or [])
-        return super().compile(*args, **kwargs)
-
     # -------------------------------------------------------------- config
     def get_config(self):
         config = super().get_config()
