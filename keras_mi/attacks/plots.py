@@ -12,7 +12,7 @@ FPR or TPR are drawn at a floor of ``1 / (2 n)`` so they stay on the plot.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 

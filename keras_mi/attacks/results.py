@@ -309,5 +309,11 @@ class AttackReport:
 
     @classmethod
     def from_json(cls, text: str) -> "AttackReport":
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`.
+
+        Example:
+          >>> rep = AttackReport([evaluate_scores([1.0], [0.0], name="loss")])
+          >>> AttackReport.from_json(rep.to_json()).results[0].auc
+          1.0
+        """
         return cls.from_dict(json.loads(text))

@@ -44,6 +44,10 @@ class AttackSpec:
       needs_shadow: it needs ``shadow_outputs``; skipped by default without.
       default: run when :func:`run` gets ``attacks=None``.
       reference_check: it also runs on reference vs non-members.
+
+    Example:
+      >>> ATTACKS["loss_class"].needs_shadow
+      True
     """
 
     name: str
@@ -220,5 +224,13 @@ def run_on_model(model, members, non_members, reference=None, attacks=None,
 
 
 def summarize(report: AttackReport, by: str = "advantage") -> str:
-    """The report's short text summary (same as ``report.summary(by)``)."""
+    """The report's short text summary (same as ``report.summary(by)``).
+
+    Example:
+      >>> out = ModelOutputs.from_arrays(
+      ...     members=(np.array([[3.0, 0.0]]), np.array([0])),
+      ...     non_members=(np.array([[0.0, 3.0]]), np.array([0])))
+      >>> summarize(run(out, ["loss"])).splitlines()[-1]
+      'strongest (by advantage): loss (AUC=1.0000, adv=1.0000)'
+    """
     return report.summary(by=by)

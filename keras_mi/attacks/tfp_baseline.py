@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, Sequence
 
 import numpy as np
 

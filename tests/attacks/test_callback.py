@@ -68,3 +68,14 @@ def test_sample_is_fixed_and_bad_arguments_raise():
         AttackMonitor((xm, np.eye(4)[ym]), (xn, yn))
     with pytest.raises(ValueError, match="metric"):
         AttackMonitor((xm, ym), (xn, yn), metrics=("ppv",))
+
+
+def test_run_on_model_matches_run_on_its_outputs():
+    (xm, ym), (xn, yn) = _data(seed=1)
+    model = _model()
+    model.fit(xm, ym, epochs=3, batch_size=32, verbose=0)
+    report = attacks.run_on_model(model, (xm, ym), (xn, yn), reference=(xn[:30], yn[:30]),
+                                  attacks=["gap", "loss"])
+    out = ModelOutputs.from_model(model, members=(xm, ym), non_members=(xn, yn))
+    assert report.get("loss").auc == pytest.approx(attacks.run(out, ["loss"]).get("loss").auc)
+    assert report.get("gap", positives="reference").n_members == 30
