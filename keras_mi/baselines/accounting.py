@@ -186,7 +186,8 @@ def privacy_report(num_examples: int, batch_size: int, noise_multiplier: float,
 def compute_epsilon(num_examples: int, batch_size: int, noise_multiplier: float,
                     epochs: float, delta: Optional[float] = None,
                     accountant: str = "rdp",
-                    num_microbatches: Optional[int] = None) -> float:
+                    num_microbatches: Optional[int] = None,
+                    steps: Optional[int] = None) -> float:
     """ε of DP-SGD for δ (``inf`` when ``noise_multiplier == 0``).
 
     See :func:`privacy_report` for the arguments and assumptions.
@@ -195,19 +196,21 @@ def compute_epsilon(num_examples: int, batch_size: int, noise_multiplier: float,
       >>> eps = compute_epsilon(2505, 64, 1.0, 20, delta=1e-4)  # doctest: +SKIP
     """
     return privacy_report(num_examples, batch_size, noise_multiplier, epochs, delta,
-                          accountant, num_microbatches).epsilon
+                          accountant, num_microbatches, steps).epsilon
 
 
 def noise_multiplier_for_epsilon(target_epsilon: float, num_examples: int,
                                  batch_size: int, epochs: float,
                                  delta: Optional[float] = None, accountant: str = "rdp",
                                  num_microbatches: Optional[int] = None,
-                                 rtol: float = 1e-3, max_noise: float = 1e4) -> float:
+                                 rtol: float = 1e-3, max_noise: float = 1e4,
+                                 steps: Optional[int] = None) -> float:
     """Smallest noise multiplier (up to ``rtol``) whose ε is <= ``target_epsilon``.
 
     Bisection in log space: ε decreases as the noise grows. The returned
     value is the upper end of the final bracket, so its ε never exceeds the
-    target.
+    target. ``steps`` (optimizer steps actually taken) overrides the default
+    ``ceil(epochs * n / batch_size)``.
 
     Raises:
       ValueError: ``target_epsilon <= 0``, or not reachable below
@@ -223,7 +226,7 @@ def noise_multiplier_for_epsilon(target_epsilon: float, num_examples: int,
 
     def eps(sigma):
         return compute_epsilon(num_examples, batch_size, sigma, epochs, delta,
-                               accountant, num_microbatches)
+                               accountant, num_microbatches, steps)
 
     lo, hi = 0.0, 1.0
     while eps(hi) > target_epsilon:

@@ -198,8 +198,10 @@ def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
         if (noise_multiplier is None) == (target_epsilon is None):
             raise ValueError("Give exactly one of noise_multiplier and target_epsilon.")
         if target_epsilon is not None:
+            # Calibrated on the steps actually taken (the last partial batch is dropped).
             noise_multiplier = noise_multiplier_for_epsilon(
-                target_epsilon, n, batch_size, epochs, delta, accountant, num_microbatches)
+                target_epsilon, n, batch_size, epochs, delta, accountant, num_microbatches,
+                steps=epochs * (n // batch_size))
         delta = validate_dp_arguments(n, batch_size, float(noise_multiplier), epochs, delta,
                                       l2_norm_clip, num_microbatches, accountant)
         if n // batch_size < 1:

@@ -67,6 +67,9 @@ def test_epsilon_shrinks_with_noise_and_grows_with_epochs():
 
 
 def test_noise_multiplier_for_epsilon_inverts_compute_epsilon():
+    sigma = noise_multiplier_for_epsilon(2.0, 2505, 64, 10, delta=1e-4, steps=300)
+    assert compute_epsilon(2505, 64, sigma, 10, 1e-4, steps=300) <= 2.0 < \
+        compute_epsilon(2505, 64, sigma * 0.99, 10, 1e-4, steps=300)
     for target in (1.0, 8.0):
         sigma = noise_multiplier_for_epsilon(target, 2505, 64, 10, delta=1e-4)
         eps = compute_epsilon(2505, 64, sigma, 10, 1e-4)
