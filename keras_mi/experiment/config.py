@@ -244,8 +244,8 @@ class ExperimentConfig:
         if any(parse_defense(d)[0] == "mmd" or parse_defense(d)[0] == "mmd+mixup"
                for d in self.defenses if _is_valid_defense(d)) and self.split.reference < 1:
             errors.append("the mmd defenses need a reference set: set split.reference > 0.")
-        if self.attacks is not None and "lira" in self.attacks and self.num_lira_shadows < 2:
-            errors.append("the lira attack needs num_lira_shadows >= 2 (16+ recommended).")
+        if self.attacks is not None and "lira" in self.attacks and self.num_lira_shadows < 4:
+            errors.append("the lira attack needs num_lira_shadows >= 4 (16+ recommended).")
         if self.mixup_alpha <= 0 or self.mmd_weight < 0 or self.mmd_sigma <= 0:
             errors.append("mixup_alpha and mmd_sigma must be positive, mmd_weight non-negative.")
         if errors:

@@ -142,7 +142,8 @@ def train_keras_defense(defense: str, config: ExperimentConfig, data: Dict[str, 
         dataset = mixup_dataset(x, y, num_classes=num_classes, alpha=config.mixup_alpha,
                                 batch_size=recipe.batch_size, seed=seed, shuffle=True,
                                 drop_remainder=len(x) % recipe.batch_size == 1)
-        trainable.fit(dataset, epochs=recipe.epochs, verbose=verbose)
+        # The dataset reshuffles itself each epoch (seeded); Keras must not.
+        trainable.fit(dataset, epochs=recipe.epochs, shuffle=False, verbose=verbose)
     else:
         trainable.fit(x, y, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True,
                       verbose=verbose)
