@@ -183,8 +183,9 @@ def lira_attack(target_logits, labels, shadow_logits, in_mask, is_member,
       >>> results[0].tpr_at_fpr[0.001]  # doctest: +SKIP
     """
     is_member = np.asarray(is_member, dtype=bool)
-    if is_member.ndim != 1 or is_member.all() or not is_member.any():
-        raise ValueError("is_member must be a (n,) bool mask with both members and non-members.")
+    if is_member.shape != (len(labels),) or is_member.all() or not is_member.any():
+        raise ValueError(f"is_member must be a ({len(labels)},) bool mask holding both "
+                         "members and non-members.")
     start = time.perf_counter()
     target_stat = logit_confidence(target_logits, labels)
     shadow_stats = logit_confidence(shadow_logits, labels)

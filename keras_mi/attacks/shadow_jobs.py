@@ -228,7 +228,7 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
                     f"{path} belongs to another run (found vs wanted: {diff}); "
                     "use a fresh out_dir or delete the old shadow files.")
             if verbose:
-                print(f"shadow {index}/{num_shadows}: already done ({path.name})")
+                print(f"shadow {index} of {num_shadows}: already done ({path.name})")
             return path
     mask = shadow_membership(index, len(y), seed)
     start = time.perf_counter()
@@ -245,7 +245,7 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
     if verbose:
         acc_in = float(np.mean(logits[mask].argmax(1) == y[mask]))
         acc_out = float(np.mean(logits[~mask].argmax(1) == y[~mask]))
-        print(f"shadow {index}/{num_shadows}: trained in {seconds:.1f}s, "
+        print(f"shadow {index} of {num_shadows}: trained in {seconds:.1f}s, "
               f"accuracy in {acc_in:.3f} / out {acc_out:.3f} -> {path.name}")
     return path
 

@@ -334,3 +334,15 @@ def test_run_reaches_lira_through_options(tmp_path):
     assert [r.auc for r in report] == [r.auc for r in direct]
     with pytest.raises(ValueError, match="shadow_dir"):
         run(target, ["lira"])
+
+
+def test_lira_attack_checks_the_member_mask():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(10, 3)), rng.integers(0, 3, 10)
+    shadows, mask = rng.normal(size=(4, 10, 3)), _paired_mask(4, 10, rng)
+    with pytest.raises(ValueError, match=r"\(10,\) bool mask"):
+        lira.lira_attack(logits, labels, shadows, mask, np.ones(10, bool))
+    with pytest.raises(ValueError, match=r"\(10,\) bool mask"):
+        lira.lira_attack(logits, labels, shadows, mask, np.arange(8) < 4)
+    with pytest.raises(ValueError, match="not LiRA variants"):
+        lira.lira_attack(logits, labels, shadows, mask, np.arange(10) < 5, variants=["loss"])
