@@ -33,12 +33,13 @@ def data():
     return (x[:128], y[:128]), (x[128:224], y[128:224]), (x[224:], y[224:])
 
 
-def test_tiny_dpsgd_run_returns_outputs_and_epsilon(data, tmp_path):
+def test_tiny_dpsgd_run_returns_outputs_and_epsilon(data, tmp_path, capfd):
     members, non_members, test = data
     result = train_dpsgd(members, non_members, test=test, input_shape=(12,), num_classes=3,
                          noise_multiplier=0.7, l2_norm_clip=1.0, batch_size=32, epochs=3,
                          learning_rate=0.2, delta=1e-3, seed=0, work_dir=tmp_path,
-                         verbose=0)
+                         verbose=1)
+    assert "Epoch 3/3" in capfd.readouterr().out  # the child's progress is forwarded
     assert set(result.outputs.logits) == {"members", "non_members", "test"}
     np.testing.assert_array_equal(result.outputs.labels["members"], members[1])
     assert result.outputs.logits["non_members"].shape == (96, 3)
@@ -107,6 +108,24 @@ def test_bad_labels_fail(data):
     with pytest.raises(ValueError, match="labels"):
         train_dpsgd((members[0], members[1] + 5), non_members, input_shape=(12,),
                     num_classes=3, noise_multiplier=1.0, verbose=0)
+
+
+def test_batchnorm_is_refused_with_the_layer_name():
+    from keras_mi.baselines.dpsgd_worker import _check_no_batchnorm
+
+    class BatchNormalization:  # stands in for tf_keras.layers.BatchNormalization
+        name = "bn_3"
+
+    class Dense:
+        name = "dense1"
+
+    class Model:
+        layers = [Dense(), BatchNormalization()]
+
+    with pytest.raises(ValueError, match="'bn_3' is a BatchNormalization"):
+        _check_no_batchnorm(Model())
+    Model.layers = [Dense()]
+    _check_no_batchnorm(Model())
 
 
 def test_worker_module_imports_no_keras_or_tensorflow():
