@@ -100,3 +100,37 @@ def test_mixup_dataset_bad_input():
         mixup_dataset(x, y, num_classes=3, alpha=0.0)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         mixup_dataset(x, y + 1, num_classes=3, batch_size=11)
+
+
+@pytest.mark.slow
+def test_mixup_dataset_is_the_same_under_jax():
+    # The mixing runs as TF ops inside tf.data whatever the Keras backend,
+    # so a seed gives the same batches under JAX (child process) as here.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, numpy as np, keras
+        assert keras.backend.backend() == "jax"
+        from keras_mi.data.pipeline import mixup_dataset
+        rng = np.random.default_rng(0)
+        x = rng.random((40, 6)).astype("float32"); y = rng.integers(0, 4, 40)
+        out = np.concatenate([np.concatenate([xb, yb], 1) for xb, yb in
+                              mixup_dataset(x, y, num_classes=4, batch_size=16, seed=3).repeat(2)])
+        np.save(sys.argv[1], out)
+    """)
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mixup_jax_{os.getpid()}.npy")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from_jax = np.load(path)
+    os.remove(path)
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 6)).astype("float32")
+    y = rng.integers(0, 4, 40)
+    here = np.concatenate([np.concatenate([xb, yb], 1) for xb, yb in
+                           mixup_dataset(x, y, num_classes=4, batch_size=16, seed=3).repeat(2).as_numpy_iterator()])
+    np.testing.assert_array_equal(here, from_jax)
