@@ -156,6 +156,9 @@ def predict_logits(model, x, batch_size: int = 1024) -> np.ndarray:
         raise ValueError(f"the shadow model must output (n, classes) logits; got {out.shape}.")
     if not np.all(np.isfinite(out)):
         raise ValueError("the shadow model output NaN or inf logits; check its training.")
+    if out.shape[1] > 1 and np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
+        warnings.warn("the shadow model's outputs look like probabilities (rows sum to 1); "
+                      "attacks expect logits: drop the final softmax.")
     return out
 
 
@@ -202,6 +205,11 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
 
     Returns:
       The path of the shadow's file.
+
+    Cluster use: one call per task, e.g. a SLURM array (``--array=0-15``,
+    ``index=$SLURM_ARRAY_TASK_ID``) or a Kubernetes Indexed Job
+    (``index=$JOB_COMPLETION_INDEX``) writing to a shared ``out_dir``; then
+    one :func:`keras_mi.attacks.lira.aggregate_lira` (see the module doc).
 
     Example:
       >>> for i in range(16):  # or one i per SLURM array task

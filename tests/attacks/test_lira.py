@@ -346,3 +346,21 @@ def test_lira_attack_checks_the_member_mask():
         lira.lira_attack(logits, labels, shadows, mask, np.arange(8) < 4)
     with pytest.raises(ValueError, match="not LiRA variants"):
         lira.lira_attack(logits, labels, shadows, mask, np.arange(10) < 5, variants=["loss"])
+
+
+def test_run_lira_trains_then_aggregates_and_warns_on_probabilities(tmp_path):
+    pool = _pool(80)
+    target = _target(pool, 40)
+    calls = []
+    report = lira.run_lira(target, pool, _stub_train_fn(pool, calls), 4, tmp_path, seed=2,
+                           verbose=0)
+    assert len(calls) == 4 and len(report) == 4
+    assert report.get("lira_online_fixed_var").auc > 0.9
+    lira.run_lira(target, pool, _stub_train_fn(pool, calls), 4, tmp_path, seed=2, verbose=0)
+    assert len(calls) == 4  # nothing retrained
+
+    def softmax_model(x, y, seed):
+        return lambda v: special.softmax(_Memorizer(x, y, seed, pool[1]).predict(v), axis=1)
+
+    with pytest.warns(UserWarning, match="probabilities"):
+        shadow_jobs.train_shadow(0, 2, pool, softmax_model, tmp_path / "p", verbose=0)
