@@ -26,6 +26,7 @@ The two streams are each reproducible for a given seed but are not the same
 numbers; use one place per experiment.
 """
 
+import numbers
 import random as _py_random
 import sys
 
@@ -90,11 +91,13 @@ class MixUp(keras.layers.Layer):
     True
 
     In a pipeline: ``dataset.batch(64).map(MixUp(num_classes=10, seed=0))``.
+    Inside a TensorFlow graph (tf.data, `tf.function`) ``training`` defaults
+    to True unless passed; elsewhere Keras resolves it as for any layer.
     """
 
     def __init__(self, alpha=1.0, num_classes=None, seed=None, per_example=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha > 0:
+        if not isinstance(alpha, numbers.Real) or isinstance(alpha, bool) or not alpha > 0:
             raise ValueError(
                 f"MixUp `alpha` must be a number > 0 (the Beta(alpha, alpha) "
                 f"concentration; the paper uses 1.0). Received: alpha={alpha!r}"
@@ -109,7 +112,6 @@ class MixUp(keras.layers.Layer):
         self._resolved_seed = int(seed) if seed is not None else _py_random.randint(1, 2**30)
         self.generator = keras.random.SeedGenerator(self._resolved_seed)
         self._tf_seed_state = None
-        self._allow_non_tensor_positional_args = True
         self.built = True
 
     # ------------------------------------------------------------------ call

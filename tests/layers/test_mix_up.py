@@ -146,6 +146,7 @@ def test_get_config_round_trip():
 def test_bad_alpha(alpha):
     with pytest.raises(ValueError, match="alpha"):
         MixUp(alpha=alpha)
+    assert MixUp(alpha=np.float32(0.5)).alpha == 0.5  # NumPy scalars are numbers too
 
 
 def test_bad_batches():
