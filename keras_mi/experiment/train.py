@@ -156,8 +156,9 @@ def train_dpsgd_defense(defense: str, config: ExperimentConfig,
     """DP-SGD at the requested ε, in a child process (TF-Privacy + tf-keras).
 
     The noise multiplier is the smallest that reaches ε for the run's
-    member count, batch size and epochs (``noise_multiplier_for_epsilon``);
-    the tf-keras model is kept as ``model.h5`` in ``data["work_dir"]``.
+    member count, batch size and epochs (``noise_multiplier_for_epsilon``,
+    inside ``train_dpsgd``); the tf-keras model is kept as ``model.h5`` in
+    ``data["work_dir"]``.
     """
     from keras_mi import baselines  # pylint: disable=import-outside-toplevel
 
@@ -167,19 +168,20 @@ def train_dpsgd_defense(defense: str, config: ExperimentConfig,
     recipe = config.training
     epochs = dp.epochs or recipe.epochs
     batch_size = dp.batch_size or recipe.batch_size
-    x, _ = data["train"]
-    noise = baselines.noise_multiplier_for_epsilon(epsilon, len(x), batch_size, epochs, dp.delta)
     splits = data["eval"]
+    # train_dpsgd calibrates the noise multiplier to ε on the steps it takes
+    # (baselines.noise_multiplier_for_epsilon), so the ε reported is met.
     result = baselines.train_dpsgd(
         splits["members"], splits["non_members"], input_shape=tuple(input_shape),
         num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
-        test=splits.get("test"), noise_multiplier=noise, l2_norm_clip=dp.l2_norm_clip,
+        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
         batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
-        momentum=dp.momentum, delta=dp.delta, seed=seed, work_dir=data.get("work_dir"),
-        verbose=1 if verbose else 0)
+        momentum=dp.momentum, num_microbatches=dp.num_microbatches, delta=dp.delta, seed=seed,
+        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
     return TrainedModel(outputs=result.outputs, extras={
         "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
         "delta": None if result.delta is None else float(result.delta),
         "noise_multiplier": float(result.noise_multiplier),
         "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
-        "batch_size": int(result.batch_size), "accountant": result.accountant})
+        "batch_size": int(result.batch_size), "num_microbatches": result.num_microbatches,
+        "accountant": result.accountant})
