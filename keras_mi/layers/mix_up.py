@@ -72,6 +72,14 @@ class MixUp(keras.layers.Layer):
     By default one ``lam`` is drawn per batch, as in the paper's code;
     ``per_example=True`` draws one per example (as `keras.layers.MixUp` does).
 
+    With `keras_mi.training.MMDModel` (MMD + mixup), the class-matched
+    reference batch is drawn on the argmax of the mixed labels. With one
+    ``lam`` per batch that argmax is every row's own class (``lam > 1/2``)
+    or every row's partner's class (``lam < 1/2``); ``perm`` being a
+    bijection, the batch's class counts, and so the reference batch, are the
+    same as when pairing on the un-mixed labels (MMD² between two sets does
+    not depend on row order). With ``per_example=True`` the counts can differ.
+
     Args:
         alpha: Beta concentration, > 0. The paper uses 1.0 (uniform ``lam``).
         num_classes: number of classes; required for integer labels, and
