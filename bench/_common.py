@@ -108,6 +108,11 @@ def machine_info() -> dict:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")
     if "keras" in sys.modules:
         info["keras_backend"] = sys.modules["keras"].backend.backend()
+    if "jax" in sys.modules:
+        try:
+            info["jax_devices"] = [str(d) for d in sys.modules["jax"].devices()]
+        except RuntimeError:  # no usable backend
+            info["jax_devices"] = []
     return info
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import json
 import os
 import pathlib
@@ -45,6 +46,10 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import _common  # noqa: E402
+
+if importlib.util.find_spec("keras_mi") is None:
+    # Run from a checkout without installing keras-mi (e.g. on the GPU box).
+    sys.path.append(str(_common.REPO_ROOT))
 
 DEFENSES = ("none", "mixup", "mmd", "mmd+mixup")
 
@@ -73,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="keep defenses already in OUT/report.json and skip them")
+    p.add_argument("--from-outputs", action="store_true",
+                   help="train nothing: re-run the attacks on OUT/outputs_*.npz and rewrite the report")
     args = p.parse_args(argv)
     if args.members is None:
         args.members = 200 if args.quick else 10000
@@ -115,7 +122,8 @@ def load_splits(args):
            for role in ("members", "reference", "non_members", "test")}
     normalize = Standardizer(raw["members"][0])
     splits = {role: (normalize(xr), yr) for role, (xr, yr) in raw.items()}
-    return splits, raw["members"], normalize, split.fingerprint
+    fingerprint = split.fingerprint() if callable(split.fingerprint) else split.fingerprint
+    return splits, raw["members"], normalize, fingerprint
 
 
 class Standardizer:
@@ -314,28 +322,61 @@ def accuracy(model, x, y):
     return float(np.mean(logits.argmax(axis=1) == y))
 
 
+def outputs_path(out_dir, defense):
+    return pathlib.Path(out_dir) / f"outputs_{defense.replace('+', '_')}.npz"
+
+
 def evaluate(defense, inner, splits, out_dir):
-    """Model outputs -> accuracies + every attack of keras_mi.attacks.run."""
-    from keras_mi import attacks
+    """Saves the model's outputs (logits per split), then attacks them."""
     from keras_mi.outputs import ModelOutputs
 
     outputs = ModelOutputs.from_model(inner, batch_size=1000, **splits)
-    outputs.save_npz(out_dir / f"outputs_{defense.replace('+', '_')}.npz")
+    outputs.save_npz(outputs_path(out_dir, defense))
+    return attack(outputs)
+
+
+def attack(outputs):
+    """Accuracies + every default attack of ``keras_mi.attacks.run`` (numpy only).
+
+    An attack failure (e.g. a missing optional dependency on the GPU box) is
+    recorded, not raised: the saved outputs can be attacked later with
+    ``--from-outputs``.
+    """
     acc = {role: float(np.mean(outputs.logits[role].argmax(1) == outputs.labels[role]))
            for role in outputs.logits}
+    entry = {"train_acc": acc["members"], "test_acc": acc["test"],
+             "gap": acc["members"] - acc["test"], "attacks": []}
     t0 = time.perf_counter()
-    report = attacks.run(outputs)
-    attack_s = time.perf_counter() - t0
-    rows = []
+    try:
+        from keras_mi import attacks
+        report = attacks.run(outputs)
+    except Exception as err:  # noqa: BLE001 -- keep training the other defenses
+        entry["attack_error"] = f"{type(err).__name__}: {err}"
+        _common.stamp(f"attacks failed ({entry['attack_error']}); outputs are saved")
+        return entry
+    entry["attack_seconds"] = time.perf_counter() - t0
     for r in report.results:
-        if not r.is_membership:
-            continue
-        rows.append({"name": r.name, "auc": float(r.auc), "best_accuracy": float(r.best_accuracy),
-                     "advantage": float(r.advantage),
-                     "tpr_at_fpr": {repr(float(k)): float(v) for k, v in r.tpr_at_fpr.items()}})
-    return {"train_acc": acc["members"], "test_acc": acc["test"],
-            "gap": acc["members"] - acc["test"], "attacks": rows,
-            "attack_seconds": attack_s}
+        if r.is_membership:
+            entry["attacks"].append({
+                "name": r.name, "auc": float(r.auc), "best_accuracy": float(r.best_accuracy),
+                "advantage": float(r.advantage),
+                "tpr_at_fpr": {repr(float(k)): float(v) for k, v in r.tpr_at_fpr.items()}})
+    return entry
+
+
+def reattack(out_dir):
+    """``--from-outputs``: recompute accuracies and attacks from the saved outputs."""
+    from keras_mi.outputs import ModelOutputs
+
+    path = pathlib.Path(out_dir) / "report.json"
+    report = json.loads(path.read_text())
+    for entry in report["defenses"]:
+        entry.pop("attack_error", None)
+        entry.update(attack(ModelOutputs.load_npz(outputs_path(out_dir, entry["defense"]))))
+        _common.stamp(f"{entry['defense']}: re-attacked")
+    write_report(out_dir, report)
+    print(render_markdown(report))
+    return 0
 
 
 # ---- report -----------------------------------------------------------------
@@ -355,7 +396,9 @@ def render_markdown(report):
              f"λ={cfg['mmd_weight']} σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), "
              f"α={cfg['mixup_alpha']}, augmentation "
              f"{'none' if cfg['no_augment'] else 'crop+flip'}, seed {cfg['seed']}.",
-             f"Machine: {report['machine'].get('platform', '?')}; {report['machine']['date_utc']}.",
+             f"Machine: {report['machine'].get('platform', '?')}, "
+             f"devices {report['machine'].get('jax_devices', '?')}, keras {report['machine'].get('keras', '?')}, "
+             f"jax {report['machine'].get('jax', '-')}; {report['machine']['date_utc']}.",
              ""]
     base = next((e for e in entries if e["defense"] == "none"), None)
     rows = []
@@ -374,6 +417,8 @@ def render_markdown(report):
         rows))
     for e in entries:
         lines += ["", f"## {e['defense']}", ""]
+        if e.get("attack_error"):
+            lines += [f"Attacks failed: {e['attack_error']} (re-run with --from-outputs).", ""]
         lines.append(_common.markdown_table(
             ["attack", "AUC", "best acc", "TPR@1%FPR", "TPR@0.1%FPR"],
             [[a["name"], a["auc"], a["best_accuracy"], a["tpr_at_fpr"].get("0.01", float("nan")),
@@ -384,6 +429,8 @@ def render_markdown(report):
 def main(argv=None):
     args = parse_args(argv)
     out_dir = pathlib.Path(args.out)
+    if args.from_outputs:
+        return reattack(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is imported
     import keras
