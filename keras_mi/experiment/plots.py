@@ -10,7 +10,7 @@ Both return a ``matplotlib.figure.Figure``; save it with ``fig.savefig``.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -24,18 +24,22 @@ def _figure(size=(5.5, 4.5)):
     return fig
 
 
-def roc_figure(curves: Dict[str, Any], floor: float = 1e-4):
+def roc_figure(curves: Dict[str, Any], floor: Optional[float] = None):
     """Log-log ROC curves, one per defense.
 
     Args:
       curves: defense -> an :class:`keras_mi.attacks.AttackResult` with
         ``fpr``/``tpr`` arrays (its strongest attack).
-      floor: smallest rate shown (zeros are clipped to it on log axes).
+      floor: smallest rate shown (zeros are clipped to it on log axes);
+        default half the FPR resolution, ``0.5 / non-members``.
 
     Example:
       >>> fig = roc_figure({"none": report.strongest()})  # doctest: +SKIP
       >>> fig.savefig("roc.png")  # doctest: +SKIP
     """
+    if floor is None:
+        sizes = [r.n_non_members for r in curves.values() if r is not None and r.n_non_members]
+        floor = 0.5 / max(sizes) if sizes else 1e-4
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     for defense, result in curves.items():
