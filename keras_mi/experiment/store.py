@@ -126,7 +126,15 @@ def claim(out_dir, config, overwrite: bool = False) -> pathlib.Path:
     write_text(stamp, fingerprint + "\n")
     for sub in ("models", "outputs", "meta", "attacks"):
         (out / sub).mkdir(exist_ok=True)
+        remove_stale_temporaries(out / sub)
     return out
+
+
+def remove_stale_temporaries(folder: pathlib.Path) -> None:
+    """Deletes half-written files a killed run left (``.<name>.*.tmp*``)."""
+    for path in folder.glob(".*.tmp*"):
+        if path.is_file():
+            path.unlink()
 
 
 def clear(out: pathlib.Path) -> None:

@@ -84,6 +84,10 @@ def test_overwrite_deletes_only_our_files(tmp_path):
 
     store.claim(tmp_path, ExperimentConfig(seed=1))
     (tmp_path / "models" / "none.keras").write_text("old model")
+    stale = tmp_path / "models" / ".mixup.keras.abc123.tmp.keras"  # a kill during a save
+    stale.write_text("half a model")
+    store.claim(tmp_path, ExperimentConfig(seed=1))  # resuming the same run
+    assert not stale.exists() and (tmp_path / "models" / "none.keras").exists()
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(store.ConfigMismatchError):
         store.claim(tmp_path, ExperimentConfig(seed=2))
@@ -91,3 +95,15 @@ def test_overwrite_deletes_only_our_files(tmp_path):
     assert not (tmp_path / "models" / "none.keras").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert (tmp_path / "config.sha256").read_text().strip() == ExperimentConfig(seed=2).fingerprint()
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(capsys, tmp_path, monkeypatch):
+    from keras_mi.experiment import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_experiment", interrupted)
+    code, _, err = _run(capsys, "evaluate", "--out", str(tmp_path), "--defenses", "none")
+    assert code == cli.EXIT_INTERRUPTED
+    assert "run the same command again to resume" in err and str(tmp_path) in err
