@@ -26,6 +26,24 @@ Design:
   (but the last) whose train-minus-validation accuracy gap is at least
   ``gap_threshold``, `PaperSchedule` runs one extra pass over the training
   data with MMD-only steps (see `keras_mi.training.schedules`).
+* The ``mmd`` log entry is the mean MMD² of the training batches (in the
+  ``"paper"`` schedule's ordinary passes it is only monitored, not in the
+  loss); ``val_mmd`` compares validation batches with the reference set.
+  Sample weights weight the compiled loss only, not the MMD term.
+* The reference set is not a Keras variable and is not saved (see
+  `keras_mi.training.reference`). On JAX it is compiled into the train
+  function as a constant, which is fine for tabular reference sets but
+  slows compilation for very large image sets.
+
+Choosing λ: the reference outputs come from the model being trained, so the
+MMD target moves with it. With ``schedule="summed"`` a large λ can run away:
+once the cross-entropy gradient vanishes (a memorized training set), Adam
+rescales the MMD gradient to full-size steps, and pulling training outputs
+towards the (partly wrong) reference outputs also degrades the reference
+outputs, down to chance accuracy (Location, Adam 1e-3, 40 epochs: λ <= 5
+trained, λ >= 8 collapsed; `bench/mmd_location.py`). The paper's
+gap-triggered ``"paper"`` schedule stops adding MMD steps once the gap
+closes.
 """
 
 from __future__ import annotations
