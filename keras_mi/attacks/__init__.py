@@ -26,6 +26,24 @@ from keras_mi.attacks.threshold import (class_threshold_attack, gap_attack,
 # ``import keras_mi.attacks`` stays NumPy-only.
 _LAZY = {
     "AttackMonitor": "keras_mi.attacks.callback",
+    # Shadow models and LiRA (NumPy/sklearn; Keras only inside train functions).
+    "shadow_attack_nn": "keras_mi.attacks.shadow",
+    "shadow_attack_top3": "keras_mi.attacks.shadow",
+    "train_shadow_models": "keras_mi.attacks.shadow",
+    "top3_features": "keras_mi.attacks.shadow",
+    "train_shadow": "keras_mi.attacks.shadow_jobs",
+    "train_shadows": "keras_mi.attacks.shadow_jobs",
+    "load_shadows": "keras_mi.attacks.shadow_jobs",
+    "ShadowBank": "keras_mi.attacks.shadow_jobs",
+    "make_train_fn": "keras_mi.attacks.shadow_jobs",
+    "shadow_membership": "keras_mi.attacks.shadow_jobs",
+    "pool_fingerprint": "keras_mi.attacks.shadow_jobs",
+    "aggregate_lira": "keras_mi.attacks.lira",
+    "lira_scores": "keras_mi.attacks.lira",
+    "lira_attack": "keras_mi.attacks.lira",
+    "lira_pool": "keras_mi.attacks.lira",
+    "logit_confidence": "keras_mi.attacks.lira",
+    "run_lira": "keras_mi.attacks.lira",
     "plot_roc": "keras_mi.attacks.plots",
     "plot_score_histograms": "keras_mi.attacks.plots",
 }
@@ -46,4 +64,8 @@ __all__ = [
     "evaluate_scores", "gap_attack", "learn_class_thresholds", "log_softmax", "loss_score",
     "max_confidence_score", "modified_entropy_score", "plot_roc", "plot_score_histograms", "register_attack", "roc_curve", "run",
     "run_on_model", "run_tf_privacy_baseline", "summarize", "threshold_attack", "tpr_at_fpr", "tpr_at_fprs",
+    "ShadowBank", "aggregate_lira", "lira_attack", "lira_pool", "lira_scores", "load_shadows",
+    "logit_confidence", "make_train_fn", "pool_fingerprint", "run_lira", "shadow_attack_nn",
+    "shadow_attack_top3", "shadow_membership", "top3_features", "train_shadow",
+    "train_shadow_models", "train_shadows",
 ]
