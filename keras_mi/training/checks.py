@@ -61,7 +61,9 @@ def _ensure_built(model):
             raise ValueError(
                 f"Reference labels go up to class {ref.num_classes - 1} but the model has {k} outputs."
             )
-        model._reference = ReferenceSet.create(ref.x, keras.ops.convert_to_numpy(ref.labels), num_classes=k)
+        model._reference = ReferenceSet.create(
+            ref.x, keras.ops.convert_to_numpy(ref.labels), num_classes=k, seed=model.seed
+        )
     return k
 
 

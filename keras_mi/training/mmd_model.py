@@ -10,10 +10,12 @@ Design:
   labels; mixup's soft labels pair on their dominant class, whereas the
   paper's code pairs on the un-mixed labels) one reference example of class
   c is drawn, giving a reference batch with identical per-class counts.
-  Draws are without replacement inside a batch (a random within-class
-  permutation of the reference set each step); only when a batch holds more
-  examples of a class than the reference set has do they wrap around and
-  repeat. `replace=True` draws i.i.d. instead (cheaper for huge sets).
+  Draws are without replacement inside a batch (a random affine walk
+  through each class block, see `_reference_indices`); only when a batch
+  holds more examples of a class than the reference set has do they wrap
+  around and repeat. `replace=True` draws i.i.d. instead (also used for
+  classes of more than 46,340 reference rows, where the walk would overflow
+  int32).
 * The reference batch goes through the wrapped model in a *separate* call
   whose softmax is `stop_gradient`-ed. Autodiff then never runs the backward
   pass of that call, so the step costs one extra forward pass (~1.33x a
@@ -167,7 +169,7 @@ class MMDModel(keras.Model):
         """
         # Wrap in a plain attribute holder: Keras does not track it, so it
         # is neither a weight nor saved.
-        self._reference = ReferenceSet.create(x, y, num_classes=self.num_classes)
+        self._reference = ReferenceSet.create(x, y, num_classes=self.num_classes, seed=self.seed)
         if self.num_classes is not None:
             shape = getattr(self.model, "input_shape", None)
             if isinstance(shape, tuple) and len(self._reference.feature_shapes) == 1:
@@ -200,20 +202,26 @@ class MMDModel(keras.Model):
         ref = self._reference
         starts = ops.take(ref.offsets, labels)
         counts = ops.take(ref.counts, labels)
-        if self.replace:
+        if self.replace or int(ref.class_counts.max()) > 46340:
             u = keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
             pos = ops.cast(ops.floor(u * ops.cast(counts, "float32")), "int32")
             return starts + ops.minimum(pos, counts - 1)
         # Rank of each example among the earlier batch examples of its class.
-        onehot = ops.one_hot(labels, ref.num_classes, dtype="int32")
+        k = ref.num_classes
+        onehot = ops.one_hot(labels, k, dtype="int32")
         rank = ops.sum((ops.cumsum(onehot, axis=0) - 1) * onehot, axis=1)
-        # A random permutation that keeps the class blocks in place: the
-        # labels are sorted, and labels + U[0, 1) sorts within each block.
-        keys = ops.cast(ref.labels, "float32") + keras.random.uniform(
-            (ref.num_examples,), maxval=0.999, seed=self.seed_generator
-        )
-        perm = ops.cast(ops.argsort(keys), "int32")
-        return ops.take(perm, starts + ops.mod(rank, counts))
+        # Per class, a random affine walk (offset + rank * stride) mod count
+        # through the (pre-shuffled) class block: a stride that is a prime
+        # larger than the count is coprime with it, so the first `count`
+        # ranks hit distinct rows, and the random offset makes every row
+        # equally likely. O(batch + classes), no sort of the reference set.
+        offset = keras.random.uniform((k,), seed=self.seed_generator)
+        pick = keras.random.randint((k,), 0, ops.shape(ref.strides)[0], seed=self.seed_generator)
+        stride_c = ops.mod(ops.take(ref.strides, pick), ops.maximum(ref.counts, 1))
+        offset_c = ops.cast(ops.floor(offset * ops.cast(ref.counts, "float32")), "int32")
+        offset_i = ops.minimum(ops.take(offset_c, labels), counts - 1)
+        stride_i = ops.take(stride_c, labels)
+        return starts + ops.mod(offset_i + ops.mod(rank, counts) * stride_i, counts)
 
     def _probs(self, outputs):
         outputs = ops.cast(outputs, "float32")

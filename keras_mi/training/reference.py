@@ -75,6 +75,9 @@ class ReferenceSet:
         labels: Backend int32 tensor ``(n,)``, sorted.
         offsets: Backend int32 tensor ``(num_classes,)``: start row of class c.
         counts: Backend int32 tensor ``(num_classes,)``: rows of class c.
+        strides: Backend int32 tensor of primes larger than every class
+            count (so each is coprime with every count); a sampler walks a
+            class block with a random offset and one of these strides.
         class_counts: The same counts as a NumPy array (for checks).
         feature_shapes: Per-example input shapes (for checks).
 
@@ -90,6 +93,7 @@ class ReferenceSet:
     labels: object
     offsets: object
     counts: object
+    strides: object
     class_counts: np.ndarray
     feature_shapes: tuple
 
@@ -104,8 +108,11 @@ class ReferenceSet:
         return int(self.class_counts.shape[0])
 
     @classmethod
-    def create(cls, x, y, num_classes=None) -> "ReferenceSet":
-        """Validates ``(x, y)``, sorts it by class and moves it to the backend."""
+    def create(cls, x, y, num_classes=None, seed=None) -> "ReferenceSet":
+        """Validates ``(x, y)``, sorts it by class and moves it to the backend.
+
+        Within each class the rows are shuffled with ``seed``.
+        """
         flat = keras.tree.flatten(x)
         if not flat:
             raise ValueError("The reference inputs are empty; pass reference=(x_ref, y_ref).")
@@ -122,7 +129,8 @@ class ReferenceSet:
         if labels.shape[0] != n:
             raise ValueError(f"The reference set has {n} inputs but {labels.shape[0]} labels; they must match.")
         k = int(num_classes) if num_classes is not None else int(labels.max()) + 1
-        order = np.argsort(labels, kind="stable")
+        shuffle = np.random.default_rng(seed).permutation(n)
+        order = shuffle[np.argsort(labels[shuffle], kind="stable")]
         counts = np.bincount(labels, minlength=k).astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         sorted_arrays = [ops.convert_to_tensor(a[order]) for a in arrays]
@@ -131,9 +139,21 @@ class ReferenceSet:
             labels=ops.convert_to_tensor(labels[order].astype(np.int32)),
             offsets=ops.convert_to_tensor(offsets.astype(np.int32)),
             counts=ops.convert_to_tensor(counts.astype(np.int32)),
+            strides=ops.convert_to_tensor(_primes_above(int(counts.max()), 64).astype(np.int32)),
             class_counts=counts,
             feature_shapes=tuple(tuple(a.shape[1:]) for a in arrays),
         )
+
+
+def _primes_above(n: int, count: int) -> np.ndarray:
+    """The ``count`` smallest primes greater than ``max(n, 1000)``."""
+    primes = []
+    candidate = max(n, 1000) + 1
+    while len(primes) < count:
+        if candidate > 1 and all(candidate % d for d in range(2, int(candidate**0.5) + 1)):
+            primes.append(candidate)
+        candidate += 1
+    return np.asarray(primes, dtype=np.int64)
 
 
 def _is_leaf(x) -> bool:

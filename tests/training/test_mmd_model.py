@@ -166,3 +166,19 @@ def test_paper_schedule_needs_accuracy_metric(make_net, toy):
     model.compile("adam", SCCE)
     with pytest.raises(ValueError, match="accuracy"):
         model.fit(x[:320], y[:320], epochs=1, verbose=0)
+
+
+def test_without_replacement_draws_are_uniform_and_varied(make_net, toy):
+    x, y = toy
+    rows = np.nonzero(y == 1)[0][:40]
+    xr = np.concatenate([x[rows], x[y != 1][:30]])
+    yr = np.concatenate([y[rows], y[y != 1][:30]])
+    model = MMDModel(make_net(), reference=(xr, yr), seed=5)
+    labels = ops.convert_to_tensor(np.ones(10, "int32"))
+    draws = np.stack([ops.convert_to_numpy(model._reference_indices(labels)) for _ in range(300)])
+    assert all(len(set(d)) == 10 for d in draws)  # distinct within each batch
+    hits = np.bincount(draws.ravel(), minlength=len(yr))
+    class_rows = np.nonzero(ops.convert_to_numpy(model.reference.labels) == 1)[0]
+    assert hits[class_rows].sum() == draws.size
+    assert 40 < hits[class_rows].min() and hits[class_rows].max() < 120  # expected 75 each
+    assert len({tuple(d[:2]) for d in draws}) > 100  # not a few fixed windows
