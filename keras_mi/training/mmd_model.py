@@ -32,6 +32,9 @@ Design:
   ``"paper"`` schedule's ordinary passes it is only monitored, not in the
   loss); ``val_mmd`` compares validation batches with the reference set.
   Sample weights weight the compiled loss only, not the MMD term.
+* Under `tf.distribute` each replica computes the MMD² of its own share of
+  the batch (the gradient is the mean of the per-replica MMD² gradients),
+  like the per-replica cross-entropy.
 * The reference set is not a Keras variable and is not saved (see
   `keras_mi.training.reference`). On JAX it is compiled into the train
   function as a constant, which is fine for tabular reference sets but
