@@ -42,10 +42,10 @@ Design:
 
 Choosing λ: the reference outputs come from the model being trained, so the
 MMD target moves with it. With ``schedule="summed"`` a large λ can run away:
-once the cross-entropy gradient vanishes (a memorized training set), Adam
-rescales the MMD gradient to full-size steps, and pulling training outputs
-towards the (partly wrong) reference outputs also degrades the reference
-outputs, down to chance accuracy (Location, Adam 1e-3, 40 epochs: λ <= 5
+pulling training outputs towards the (partly wrong) reference outputs also
+degrades the reference outputs, down to chance accuracy (likely helped by
+Adam, which rescales the MMD gradient to full-size steps once the
+cross-entropy gradient of a memorized training set vanishes) (Location, Adam 1e-3, 40 epochs: λ <= 5
 trained, λ >= 8 collapsed; `bench/mmd_location.py`). The paper's
 gap-triggered ``"paper"`` schedule stops adding MMD steps once the gap
 closes.
