@@ -6,6 +6,9 @@ a privacy/utility report; see ``keras-mi evaluate --help``::
     keras-mi evaluate --out runs/demo                      # fast Location default
     keras-mi evaluate --preset paper-cifar10 --out runs/c10
     keras-mi evaluate --config my.yaml --defenses none mmd+mixup --set training.epochs=5
+
+``keras-mi shadow --shadow-index I ...`` trains LiRA shadow ``I`` of a run (one
+cluster task each); the next ``evaluate`` with the same arguments aggregates.
 """
 
 from __future__ import annotations
@@ -33,16 +36,37 @@ def _parser() -> argparse.ArgumentParser:
                     "to --out. Re-running the same command resumes an interrupted run.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="presets:\n" + "\n".join(f"  {k:<18} {v[1]}" for k, v in PRESETS.items()))
+    _add_config_arguments(ev, PRESETS, DEFENSES)
+    sh = sub.add_parser(
+        "shadow", help="train some of a run's LiRA shadow models (one cluster task each)",
+        description="Train only the LiRA shadow models given by --shadow-index for the run "
+                    "that the same config and --out describe (e.g. one SLURM array task or "
+                    "Kubernetes indexed-job pod each, on a shared --out). Afterwards, "
+                    "`keras-mi evaluate` with the same arguments finds them done and only "
+                    "aggregates. The config's attacks must include lira.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example (SLURM):\n  #SBATCH --array=0-15\n  keras-mi shadow --attacks loss lira "
+               "--num-shadows 16 --out /shared/run --shadow-index $SLURM_ARRAY_TASK_ID\n"
+               "  keras-mi evaluate --attacks loss lira --num-shadows 16 --out /shared/run")
+    _add_config_arguments(sh, PRESETS, DEFENSES)
+    sh.add_argument("--shadow-index", type=int, nargs="+", required=True, metavar="I",
+                    help="which shadow(s) to train, 0 <= I < num_lira_shadows")
+    return parser
+
+
+def _add_config_arguments(ev: argparse.ArgumentParser, presets, defenses) -> None:
     ev.add_argument("--config", metavar="FILE", help="YAML or JSON config file (see --print-config)")
     ev.add_argument("--preset", metavar="NAME",
-                    help=f"start from a preset: {', '.join(PRESETS)} (default: location)")
+                    help=f"start from a preset: {', '.join(presets)} (default: location)")
     ev.add_argument("--dataset", help="dataset name (e.g. location, cifar10)")
     ev.add_argument("--defenses", nargs="+", metavar="NAME",
-                    help=f"defenses to compare: {', '.join(DEFENSES)}, dpsgd:<epsilon>")
+                    help=f"defenses to compare: {', '.join(defenses)}, dpsgd:<epsilon>")
     ev.add_argument("--attacks", nargs="+", metavar="NAME",
                     help="attacks to run (default: every attack whose inputs are available)")
     ev.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
     ev.add_argument("--seed", type=int, help="shorthand for --set seed=N")
+    ev.add_argument("--num-shadows", type=int, metavar="N",
+                    help="shorthand for --set num_lira_shadows=N (LiRA shadow models)")
     ev.add_argument("--data-dir", help="folder with the raw data files (default $KERAS_MI_DATA_DIR)")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config field, e.g. --set split.members=500 "
@@ -53,7 +77,6 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress output, no table")
     ev.add_argument("--print-config", action="store_true",
                     help="print the resolved config as JSON and exit (a starting point for --config)")
-    return parser
 
 
 def build_config(args: argparse.Namespace):
@@ -75,6 +98,8 @@ def build_config(args: argparse.Namespace):
         overrides["training.epochs"] = args.epochs
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.num_shadows is not None:
+        overrides["num_lira_shadows"] = args.num_shadows
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     for item in args.overrides:
@@ -99,6 +124,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shadow(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if args.print_config:
+        print(config.to_json())
+        return 0
+    from keras_mi.experiment.runner import train_lira_shadows  # pylint: disable=import-outside-toplevel
+
+    done = train_lira_shadows(config, args.out, args.shadow_index, overwrite=args.overwrite,
+                              verbose=0 if args.quiet else 1)
+    if not args.quiet:
+        print(f"LiRA shadow(s) {done} of {config.num_lira_shadows} are in {args.out}; run "
+              "`keras-mi evaluate` with the same arguments once all are done.")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``keras-mi`` console script.
 
@@ -115,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from keras_mi.experiment.store import ConfigMismatchError  # pylint: disable=import-outside-toplevel
 
     try:
-        return _evaluate(args)
+        return _shadow(args) if args.command == "shadow" else _evaluate(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
             ConfigMismatchError) as err:
         print(f"keras-mi {args.command}: error: {err}", file=sys.stderr)

@@ -16,7 +16,7 @@ import dataclasses
 import hashlib
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -192,6 +192,52 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
         print(report_mod.format_table(report, timings))
         print(f"\nReport: {out / 'report.md'} (numbers: report.json, wall times: timings.json)")
     return report
+
+
+def train_lira_shadows(config: ExperimentConfig, out_dir, indices: Sequence[int], *,
+                       overwrite: bool = False, verbose: int = 1,
+                       data: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> List[int]:
+    """Trains only LiRA shadows ``indices`` of a run: one cluster task each.
+
+    Every task computes the same split from the config (seeded), trains its
+    shadows on their deterministic random halves and writes one file per
+    shadow into ``out_dir/shadows/lira`` (a shared folder). A later
+    :func:`run_experiment` with the same config and folder finds them done
+    and only aggregates. With a SLURM array::
+
+        #SBATCH --array=0-15
+        keras-mi shadow --config run.yaml --out /shared/run --shadow-index $SLURM_ARRAY_TASK_ID
+        # afterwards, once:
+        keras-mi evaluate --config run.yaml --out /shared/run
+
+    (Kubernetes Indexed Jobs: ``--shadow-index $JOB_COMPLETION_INDEX``.)
+
+    Returns:
+      The indices trained (or already present).
+
+    Example:
+      >>> cfg = get_preset("location").with_overrides(
+      ...     {"attacks": ["loss", "lira"], "num_lira_shadows": 16})  # doctest: +SKIP
+      >>> train_lira_shadows(cfg, "runs/lira", [3])  # doctest: +SKIP
+    """
+    if "lira" not in (config.attacks or []):
+        raise ValueError("Shadow jobs train LiRA's shadows: add 'lira' to the attacks "
+                         "(--attacks ... lira) so the final evaluate run uses them.")
+    validate_names(config, data_given=data is not None)
+    out = store.check_writable(out_dir)
+    x, y, facts = load_pool(config, data)
+    check_sizes(config, facts.pool_size)
+    out = store.claim(out, config, overwrite=overwrite)
+    progress = steps.Progress(2, verbose)
+    try:
+        split = steps.split_step(config, x, y, out, progress)
+        roles = {r: (x[getattr(split, r)], y[getattr(split, r)])
+                 for r in ("members", "non_members") if len(getattr(split, r))}
+        steps.lira_step(config, facts, roles, out, _verbosity(verbose), progress,
+                        store.load_timings(out), indices=list(indices))
+    finally:
+        progress.close()
+    return [int(i) for i in indices]
 
 
 def _fingerprint(split) -> Optional[str]:

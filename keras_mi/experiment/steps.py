@@ -176,8 +176,12 @@ def shadow_step(config: ExperimentConfig, facts,
 
 def lira_step(config: ExperimentConfig, facts,
               roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
-              fit_verbose: int, progress: Progress, timings: Dict[str, float]) -> Dict[str, Any]:
+              fit_verbose: int, progress: Progress, timings: Dict[str, float],
+              indices: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     """LiRA's shadows: each trained on a random half of members + non-members.
+
+    ``indices`` restricts training to those shadows (one cluster task each,
+    see ``keras-mi shadow``); ``None`` trains every shadow not yet on disk.
 
     Every target shares that pool, so one bank (trained with the run's recipe,
     no defense) serves all of them. ``shadow_jobs`` writes one file per shadow
@@ -190,7 +194,12 @@ def lira_step(config: ExperimentConfig, facts,
     progress.step(f"train {k} LiRA shadows")
     t0 = time.perf_counter()
     pool = lira.lira_pool(roles["members"], roles["non_members"])
-    todo = [i for i in range(k) if not shadow_jobs.shadow_path(folder, i).exists()]
+    wanted = range(k) if indices is None else indices
+    bad = [i for i in wanted if not 0 <= int(i) < k]
+    if bad:
+        raise ValueError(f"Shadow index {bad} out of range: num_lira_shadows is {k} "
+                         f"(valid 0..{k - 1}).")
+    todo = [int(i) for i in wanted if not shadow_jobs.shadow_path(folder, int(i)).exists()]
 
     def train_fn(x, y, seed):
         return train_keras_defense("none", config, {"train": (x, y)}, facts.input_shape,

@@ -41,3 +41,43 @@ def test_shadow_and_lira_attacks_run_and_resume(tmp_path):
     assert (tmp_path / "report.json").read_bytes() == before
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert "shadows/train_s" in timings and "shadows/lira_s" in timings
+
+
+def test_lira_shadows_split_across_tasks_give_the_same_report(tmp_path):
+    """Two 'cluster tasks' train disjoint shadow indices; evaluate then only aggregates."""
+    from keras_mi.experiment.runner import train_lira_shadows
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 8)).astype("float32")
+    y = (x[:, 0] + 0.5 * rng.normal(size=400) > 0).astype(np.int64)
+    cfg = ExperimentConfig(
+        dataset="synthetic",
+        split=SplitSizes(members=100, non_members=100, reference=100, test=100, shadow=0),
+        architecture="mlp_tanh", training=TrainingRecipe(epochs=1, batch_size=50),
+        defenses=["none"], attacks=["loss", "lira"], num_lira_shadows=4, seed=0)
+    one_machine = run_experiment(cfg, tmp_path / "one", data=(x, y), verbose=0)
+
+    shared = tmp_path / "shared"
+    assert train_lira_shadows(cfg, shared, [0, 1], data=(x, y), verbose=0) == [0, 1]
+    assert train_lira_shadows(cfg, shared, [3, 2], data=(x, y), verbose=0) == [3, 2]
+    assert len(list((shared / "shadows" / "lira").glob("shadow_*.npz"))) == 4
+    files = sorted((shared / "shadows" / "lira").glob("shadow_*.npz"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    split_run = run_experiment(cfg, shared, data=(x, y), verbose=0)
+    assert split_run == one_machine
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # aggregated, not retrained
+    with pytest.raises(ValueError, match="out of range"):
+        train_lira_shadows(cfg, shared, [4], data=(x, y), verbose=0)
+    with pytest.raises(ValueError, match="lira"):
+        train_lira_shadows(cfg.with_overrides({"attacks": ["loss"]}), tmp_path / "x", [0],
+                           data=(x, y), verbose=0)
+
+
+def test_shadow_command_without_lira_is_refused_before_training(tmp_path, capsys):
+    from keras_mi.cli import main
+
+    code = main(["shadow", "--attacks", "loss", "--out", str(tmp_path / "run"),
+                 "--shadow-index", "0", "--quiet"])
+    assert code == 2
+    assert "lira" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
