@@ -118,11 +118,11 @@ def main(argv=None):
                           f"epoch {res.median_epoch_time_s:.3f}s"
                           + (f" ε={res.epsilon:.2f} σ={res.noise_multiplier:.3f}"
                              if kind == "dp" else ""))
-    base = plain_runs[0]
+    base = plain_runs[0]  # seeded: every plain round trains the same model
     rows.insert(0, dict(model="undefended (plain SGD)", target_epsilon=None, epsilon=None,
                         delta=None, noise_multiplier=0.0,
                         train_accuracy=base.train_accuracy, test_accuracy=base.test_accuracy,
-                        epoch_time_s=base.median_epoch_time_s, **evaluate(base)))
+                        epoch_time_s=_common.median(plain_times), **evaluate(base)))
     ratio = _common.median(dp_times) / _common.median(plain_times)
     report = {"machine": _common.machine_info(), "args": vars(args), "rows": rows,
               "plain_epoch_times_s": plain_times, "dp_epoch_times_s": dp_times,
