@@ -204,7 +204,9 @@ class MMDModel(keras.Model):
         """Class-matched reference rows for a batch of int class ids."""
         ref = self._reference
         starts = ops.take(ref.offsets, labels)
-        counts = ops.take(ref.counts, labels)
+        # fit() refuses classes without reference rows; the floor of 1 only
+        # keeps evaluate() on such labels from dividing by zero.
+        counts = ops.maximum(ops.take(ref.counts, labels), 1)
         if self.replace or int(ref.class_counts.max()) > 46340:
             u = keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
             pos = ops.cast(ops.floor(u * ops.cast(counts, "float32")), "int32")
