@@ -92,7 +92,9 @@ def setting(dataset, args):
         # 200 images (2 steps per epoch), one round.
         return dict(architecture="alexnet", members=args.cifar_members,
                     reference=args.cifar_members, batch_size=100, optimizer="sgd", lr=0.01,
-                    dp_members=min(200, args.cifar_members), dp_rounds=1)
+                    dp_members=min(200, args.cifar_members), dp_rounds=1,
+                    # --quick: the Location run already covers every configuration.
+                    configs=("plain", "mmd+mixup:summed") if args.quick else KERAS_CONFIGS)
     raise ValueError(f"unknown dataset {dataset}; use location or cifar10")
 
 
@@ -184,7 +186,8 @@ def make_fit_call(config, train, reference, num_classes, s, args):
 
 def time_keras(train, reference, num_classes, s, args):
     """Interleaved rounds over the Keras-3 configurations; name -> per-round seconds."""
-    calls = {c: make_fit_call(c, train, reference, num_classes, s, args) for c in KERAS_CONFIGS}
+    configs = s.get("configs", KERAS_CONFIGS)
+    calls = {c: make_fit_call(c, train, reference, num_classes, s, args) for c in configs}
     results = {c: [] for c in calls}
     pass_fraction = {c: [] for c in calls}
     for r in range(1 + args.rounds):  # round 0 compiles, untimed
