@@ -18,6 +18,7 @@ non-members, score = -loss).
 
   python bench/mmd_location.py --quick   # 800 per set, 25 epochs, λ = 3
   python bench/mmd_location.py           # 1200 per set, 80 epochs, λ = 3 and 16
+  python bench/mmd_location.py --optimizer sgd --weights 3 16
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main(argv=None):
     parser.add_argument("--per-set", type=int, default=None, help="records per set")
     parser.add_argument("--weights", type=float, nargs="+", default=None, help="MMD weights λ")
     parser.add_argument("--schedules", nargs="+", default=["summed", "paper"], choices=["summed", "paper"])
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                        help="adam (lr 1e-3) or sgd (lr 0.1, momentum 0.9)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -97,7 +100,7 @@ def main(argv=None):
     for w in weights:
         configs += [(f"mmd_{s}(λ={w:g})", s, w) for s in args.schedules]
     print(f"Location: members={len(ym)} reference={len(yr)} non_members={len(yn)} epochs={epochs} "
-          f"backend={keras.backend.backend()}")
+          f"optimizer={args.optimizer} backend={keras.backend.backend()}")
     print(f"{'config':22s} {'train':>6s} {'val':>6s} {'gap':>6s} {'nonmem':>6s} {'AUC':>6s} "
           f"{'passes':>6s} {'time':>6s}")
     rows = []
@@ -107,7 +110,9 @@ def main(argv=None):
             model = net
         else:
             model = MMDModel(net, reference=(xr, yr), weight=weight, schedule=schedule, seed=args.seed)
-        model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
+        optimizer = (keras.optimizers.Adam(1e-3) if args.optimizer == "adam"
+                     else keras.optimizers.SGD(0.1, momentum=0.9))
+        model.compile(optimizer, loss, metrics=["accuracy"])
         start = time.perf_counter()
         hist = model.fit(xm, ym, batch_size=128, epochs=epochs, verbose=0, validation_data=(xr, yr)).history
         elapsed = time.perf_counter() - start
