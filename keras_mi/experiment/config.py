@@ -144,6 +144,7 @@ class ExperimentConfig:
     mmd_weight: float = 3.0
     mmd_sigma: float = 1.0
     mmd_schedule: str = "summed"
+    mmd_per_class: bool = True  # MMD² within each class (the paper's sorted passes)
     mixup_alpha: float = 1.0
     dpsgd: DPSGDSettings = dataclasses.field(default_factory=DPSGDSettings)
     num_shadow_models: int = 4

@@ -129,7 +129,8 @@ def train_keras_defense(defense: str, config: ExperimentConfig, data: Dict[str, 
         from keras_mi.training import MMDModel  # pylint: disable=import-outside-toplevel
 
         trainable = MMDModel(trainable, reference=data["reference"], weight=config.mmd_weight,
-                             sigma=config.mmd_sigma, schedule=config.mmd_schedule, seed=seed)
+                             sigma=config.mmd_sigma, schedule=config.mmd_schedule,
+                             per_class=config.mmd_per_class, seed=seed)
     steps = math.ceil(len(x) / recipe.batch_size)
     if use_mixup:
         loss = keras.losses.CategoricalCrossentropy(from_logits=True)

@@ -8,12 +8,14 @@ Example:
 0.0
 """
 
+from keras_mi.losses.class_mmd import class_conditional_mmd2
 from keras_mi.losses.mmd import gaussian_kernel
 from keras_mi.losses.mmd import mmd2
 from keras_mi.losses.mmd import pairwise_squared_distances
 from keras_mi.losses.mmd import softmax_mmd2
 
 __all__ = [
+    "class_conditional_mmd2",
     "gaussian_kernel",
     "mmd2",
     "pairwise_squared_distances",

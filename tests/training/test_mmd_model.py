@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 from keras_mi.losses import mmd2
+from keras_mi.losses.class_mmd import class_conditional_mmd2
 from keras_mi.training import MMDModel
 
 SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -22,11 +23,12 @@ def one_per_class(x, y, k=4):
     return x[rows], y[rows]
 
 
-def test_loss_is_ce_plus_weight_times_mmd(make_net, toy):
+@pytest.mark.parametrize("per_class", [True, False])
+def test_loss_is_ce_plus_weight_times_mmd(make_net, toy, per_class):
     x, y = toy
     # One reference row per class: the class-matched batch is deterministic.
     xr, yr = one_per_class(x, y)
-    model = MMDModel(make_net(), reference=(xr, yr), weight=2.5, seed=0)
+    model = MMDModel(make_net(), reference=(xr, yr), weight=2.5, seed=0, per_class=per_class)
     model.compile("sgd", SCCE)
     xb, yb = x[100:164], y[100:164]
     logits = model(xb)
@@ -35,7 +37,14 @@ def test_loss_is_ce_plus_weight_times_mmd(make_net, toy):
     zr = ops.convert_to_numpy(model(xr))[yb]
     p = softmax(z)
     ce = -np.mean(np.log(p[np.arange(len(yb)), yb]))
-    mmd = float(ops.convert_to_numpy(mmd2(p.astype("float32"), softmax(zr).astype("float32"))))
+    pr = softmax(zr)
+    if per_class:
+        # Σ_c (n_c / n) MMD²(train rows of c, their reference rows).
+        mmd = sum((yb == c).sum() / len(yb) * float(ops.convert_to_numpy(
+            mmd2(p[yb == c].astype("float32"), pr[yb == c].astype("float32"))))
+            for c in np.unique(yb))
+    else:
+        mmd = float(ops.convert_to_numpy(mmd2(p.astype("float32"), pr.astype("float32"))))
     assert mmd > 1e-4
     assert got == pytest.approx(ce + 2.5 * mmd, rel=1e-5)
     # Evaluation loss is the compiled loss only.
@@ -73,13 +82,15 @@ def test_replace_true_is_class_matched_and_wraps_when_short(make_net, toy):
         np.testing.assert_array_equal(ops.convert_to_numpy(model.reference.labels)[idx], y[:50])
 
 
-def test_reference_outputs_get_no_gradient(make_net, toy):
+@pytest.mark.parametrize("per_class", [False, True])
+def test_reference_outputs_get_no_gradient(make_net, toy, per_class):
     tf = pytest.importorskip("tensorflow")
     if keras.backend.backend() != "tensorflow":
         pytest.skip("uses tf.GradientTape")
     x, y = toy
     xr, yr = one_per_class(x, y)
-    model = MMDModel(make_net(), reference=(xr, yr), seed=0)
+    model = MMDModel(make_net(), reference=(xr, yr), seed=0, per_class=per_class)
+    stat = (lambda a, b: class_conditional_mmd2(a, b, yb)) if per_class else mmd2
     xb, yb = x[:32], y[:32]
     weights = model.trainable_variables
     with tf.GradientTape() as tape:
@@ -88,11 +99,11 @@ def test_reference_outputs_get_no_gradient(make_net, toy):
     # Same MMD with the reference softmax as a constant: the gradients agree.
     const_ref = tf.constant(softmax(ops.convert_to_numpy(model(xr))[yb]), tf.float32)
     with tf.GradientTape() as tape:
-        want = mmd2(tf.nn.softmax(model(xb, training=True)), const_ref)
+        want = stat(tf.nn.softmax(model(xb, training=True)), const_ref)
     g_const = tape.gradient(want, weights)
     # And they differ from the gradient with the reference path left open.
     with tf.GradientTape() as tape:
-        both = mmd2(tf.nn.softmax(model(xb)), tf.nn.softmax(model(tf.gather(xr, yb))))
+        both = stat(tf.nn.softmax(model(xb)), tf.nn.softmax(model(tf.gather(xr, yb))))
     g_open = tape.gradient(both, weights)
     assert float(got) == pytest.approx(float(want), rel=1e-5)
     for a, b in zip(g_model, g_const):
