@@ -13,10 +13,10 @@ from keras_mi.experiment.runner import _fingerprint as split_identity
 
 def test_demo_models_are_listed():
     names = saved_models.available()
-    assert "location_none" in names and "location_mmd_mixup" in names
+    assert {"location_none", "location_mmd", "location_mmd_mixup"} <= set(names)
 
 
-@pytest.mark.parametrize("name", ["location_none", "location_mmd_mixup"])
+@pytest.mark.parametrize("name", ["location_none", "location_mmd", "location_mmd_mixup"])
 def test_saved_model_accuracy_matches_its_card(name, data_dir):
     model, card = saved_models.load(name)
     assert card.dataset == "location" and card.name == name

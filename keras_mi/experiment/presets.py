@@ -28,7 +28,7 @@ def _location() -> ExperimentConfig:
         split=SplitSizes(members=1000, non_members=1000, reference=1000, test=1000, shadow=1000),
         architecture="mlp_tanh",
         training=TrainingRecipe(optimizer="adam", learning_rate=1e-3, epochs=30, batch_size=64),
-        defenses=["none", "mixup", "mmd+mixup", "dpsgd"],
+        defenses=["none", "mixup", "mmd", "mmd+mixup", "dpsgd"],
         mmd_weight=3.0, mixup_alpha=1.0,
         # DP-SGD (per-example clipping) dominates the CPU time: 15 epochs of
         # plain SGD at lr 0.1 keep the demo in minutes.
