@@ -12,12 +12,12 @@ and ``<split>_labels`` (int, ``(n,)``) for each split present; ``members`` and
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+
+from keras_mi._atomic import atomic_save_npz
 
 SPLITS = ("members", "non_members", "reference", "test", "shadow")
 REQUIRED_SPLITS = ("members", "non_members")
@@ -95,15 +95,7 @@ class ModelOutputs:
         for split in self.logits:
             arrays[f"{split}_logits"] = self.logits[split]
             arrays[f"{split}_labels"] = self.labels[split]
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_save_npz(path, **arrays)
 
     @classmethod
     def load_npz(cls, path) -> "ModelOutputs":

@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import pathlib
 import re
-import tempfile
 import time
 import warnings
 from typing import Callable, Iterable, Optional, Tuple
 
 import numpy as np
+
+from keras_mi._atomic import atomic_save_npz
 
 FORMAT_VERSION = 1
 _FILE_RE = re.compile(r"^shadow_(\d{4,})\.npz$")
@@ -162,19 +162,6 @@ def predict_logits(model, x, batch_size: int = 1024) -> np.ndarray:
     return out
 
 
-def _atomic_savez(path: pathlib.Path, arrays: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _read_meta(path) -> dict:
     with np.load(path, allow_pickle=False) as d:
         return {k: d[k].item() for k in ("index", "num_shadows", "seed", "fingerprint",
@@ -245,7 +232,7 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
     seconds = time.perf_counter() - start
     if logits.shape[1] <= int(y.max()):
         raise ValueError(f"shadow outputs {logits.shape[1]} classes but labels go to {y.max()}.")
-    _atomic_savez(path, {
+    atomic_save_npz(path, **{
         "logits": logits, "in_mask": mask, "labels": y.astype(np.int64),
         "index": np.int64(index), "num_shadows": np.int64(num_shadows),
         "seed": np.int64(seed), "fingerprint": np.str_(fingerprint),

@@ -27,17 +27,11 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-
-def _atomic_write_text(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+from keras_mi._atomic import atomic_write, atomic_write_text
 
 
 def _check_no_batchnorm(model) -> None:
@@ -125,10 +119,7 @@ def run(request: dict) -> dict:
                         callbacks=[timer], verbose=2 if verbose else 0)
     train_time = time.perf_counter() - start
 
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".h5")
-    os.close(fd)
-    model.save(tmp)
-    os.replace(tmp, out_dir / "model.h5")
+    atomic_write(out_dir / "model.h5", model.save, suffix=".h5")
 
     splits = {"members": (x_train, y_train)}
     for split in SPLITS:
@@ -159,7 +150,7 @@ def run(request: dict) -> dict:
                                 request.get("num_microbatches"), steps=result["steps"])
         result["epsilon"] = report.epsilon
         result["delta"] = report.delta
-    _atomic_write_text(out_dir / "result.json", json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "result.json", json.dumps(result, indent=2))
     if verbose:
         print(f"[dpsgd_worker] done in {result['wall_time_s']:.1f}s; "
               f"train acc {result['train_accuracy']:.3f}", flush=True)

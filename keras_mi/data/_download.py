@@ -20,9 +20,10 @@ import dataclasses
 import hashlib
 import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from keras_mi._atomic import atomic_save_npz, atomic_write_text  # noqa: F401  (re-exported)
 
 DATA_DIR_ENV = "KERAS_MI_DATA_DIR"
 
@@ -198,50 +199,6 @@ def _get_file(remote, cache_dir, file_hash):
         cache_subdir="",
     )
     return pathlib.Path(path)
-
-
-def atomic_save_npz(path, **arrays):
-    """Write ``arrays`` to ``path`` as ``.npz`` atomically (temp + rename).
-
-    An interrupted write never leaves a truncated file behind.
-
-    Example:
-
-    >>> atomic_save_npz("/tmp/a.npz", x=np.zeros(3))  # doctest: +SKIP
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` atomically (temp file + rename).
-
-    Example:
-
-    >>> atomic_write_text("/tmp/split.json", "{}")  # doctest: +SKIP
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def cached_arrays(cache_dir, key, build, verbose=0):

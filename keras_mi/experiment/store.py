@@ -27,7 +27,9 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
+
+from keras_mi._atomic import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
 #: Names this package creates inside an output folder (and only these are
 #: removed by ``overwrite=True``).
@@ -40,29 +42,9 @@ class ConfigMismatchError(RuntimeError):
     """The output folder holds a run of a different config."""
 
 
-def atomic_write(path, write: Callable[[str], None], suffix: str = "") -> None:
-    """Calls ``write(tmp_path)`` then renames ``tmp_path`` onto ``path``.
-
-    ``suffix`` keeps the extension writers insist on (``.keras``, ``.npz``).
-
-    Example:
-      >>> atomic_write("x.txt", lambda p: pathlib.Path(p).write_text("hi"))  # doctest: +SKIP
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_text(path, text: str) -> None:
     """Atomic text write."""
-    atomic_write(path, lambda p: pathlib.Path(p).write_text(text))
+    atomic_write_text(path, text)
 
 
 def write_json(path, data: Any, sort_keys: bool = True) -> None:
