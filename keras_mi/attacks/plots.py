@@ -32,6 +32,27 @@ def _figure(figsize):
     return Figure(figsize=figsize, layout="constrained")
 
 
+def log_roc_axes(ax, floor: float, title: Optional[str] = None, legend_size="small") -> None:
+    """Log-log ROC axes from ``floor`` to 1 with the chance diagonal and a legend.
+
+    Shared by every ROC figure of the package, so they read alike.
+
+    Example:
+      >>> log_roc_axes(fig.add_subplot(), 1e-3, "ROC")  # doctest: +SKIP
+    """
+    ax.plot([floor, 1.0], [floor, 1.0], linestyle="--", color="gray", linewidth=1,
+            label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1.0)
+    ax.set_ylim(floor, 1.0)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=legend_size, loc="lower right")
+
+
 def plot_roc(results: Results, include_reference: bool = False, ax=None,
              title: Optional[str] = "Membership inference ROC (log-log)",
              figsize: Tuple[float, float] = (5.5, 5.0)):
@@ -71,17 +92,7 @@ def plot_roc(results: Results, include_reference: bool = False, ax=None,
         if low is not None:
             label += f", TPR@{low:g}={r.tpr_at_fpr[low]:.3f}"
         ax.plot(fpr, tpr, label=label, drawstyle="steps-post" if len(fpr) > 3 else "default")
-    ax.plot([floor, 1.0], [floor, 1.0], linestyle="--", color="gray", linewidth=1,
-            label="chance")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(floor, 1.0)
-    ax.set_ylim(floor, 1.0)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small", loc="lower right")
+    log_roc_axes(ax, floor, title, legend_size="small")
     ax.grid(True, which="major", alpha=0.3)
     return fig
 

@@ -14,6 +14,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from keras_mi.attacks.plots import log_roc_axes
+
 
 def _figure(size=(5.5, 4.5)):
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
@@ -49,16 +51,7 @@ def roc_figure(curves: Dict[str, Any], floor: Optional[float] = None):
         tpr = np.clip(np.asarray(result.tpr, float), floor, 1.0)
         ax.step(fpr, tpr, where="post",
                 label=f"{defense}: {result.name} (AUC {result.auc:.3f})")
-    grid = np.geomspace(floor, 1.0, 50)
-    ax.plot(grid, grid, linestyle="--", color="gray", linewidth=1, label="chance")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(floor, 1.0)
-    ax.set_ylim(floor, 1.0)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("Strongest attack per defense (log-log ROC)")
-    ax.legend(fontsize=7, loc="lower right")
+    log_roc_axes(ax, floor, "Strongest attack per defense (log-log ROC)", legend_size=7)
     fig.tight_layout()
     return fig
 
