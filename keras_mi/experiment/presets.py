@@ -29,7 +29,11 @@ def _location() -> ExperimentConfig:
         architecture="mlp_tanh",
         training=TrainingRecipe(optimizer="adam", learning_rate=1e-3, epochs=30, batch_size=64),
         defenses=["none", "mixup", "mmd", "mmd+mixup", "dpsgd"],
-        mmd_weight=3.0, mixup_alpha=1.0,
+        # σ = 0.1 instead of the paper's 1: on softmax vectors σ = 1 mostly
+        # matches mean confidence and leaves the accuracy gap as it is
+        # (docs/benchmarks.md, "MMD and the accuracy gap"); λ = 1 keeps the
+        # test accuracy of the undefended model there.
+        mmd_weight=1.0, mmd_sigma=0.1, mixup_alpha=1.0,
         # DP-SGD (per-example clipping) dominates the CPU time: 15 epochs of
         # plain SGD at lr 0.1 keep the demo in minutes.
         dpsgd=DPSGDSettings(epsilon=4.0, l2_norm_clip=1.0, epochs=15),
