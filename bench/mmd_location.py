@@ -16,9 +16,9 @@ final train accuracy, reference (validation) accuracy, their gap, accuracy
 on the non-members, and the loss-threshold attack AUC (members vs
 non-members, score = -loss).
 
-  python bench/mmd_location.py --quick   # 800 per set, 25 epochs, λ = 3
-  python bench/mmd_location.py           # 1200 per set, 80 epochs, λ = 3 and 16
-  python bench/mmd_location.py --optimizer sgd --weights 3 16
+  python bench/mmd_location.py --quick   # 800 per set, 25 epochs, λ = 1, σ = 0.1
+  python bench/mmd_location.py           # 1000 per set, 30 epochs, λ = 1 and 3, σ = 0.1 and 1
+  python bench/mmd_location.py --optimizer sgd --weights 3 16 --sigmas 1
   # docs/benchmarks.md, "MMD and the accuracy gap" (3 seeds, medians):
   python bench/mmd_location.py --per-set 1000 --epochs 30 --weights 1 2 3 --sigmas 0.1 --schedules summed paper --seeds 0 1 2
 
@@ -77,8 +77,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--per-set", type=int, default=None, help="records per set")
     parser.add_argument("--weights", type=float, nargs="+", default=None, help="MMD weights λ")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=[1.0],
-                        help="RBF bandwidths σ (the paper's is 1; each σ is its own configuration)")
+    parser.add_argument("--sigmas", type=float, nargs="+", default=None,
+                        help="RBF bandwidths σ, each its own configuration (default 0.1 and the paper's 1)")
     parser.add_argument("--schedules", nargs="+", default=["summed", "paper"], choices=["summed", "paper"])
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
                         help="adam (lr 1e-3) or sgd (lr 0.1, momentum 0.9)")
@@ -86,16 +86,17 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="one split + initial weights per seed; medians are printed over seeds")
     args = parser.parse_args(argv)
-    epochs = args.epochs or (25 if args.quick else 80)
-    per_set = args.per_set or (800 if args.quick else 1200)
-    weights = args.weights or ([3.0] if args.quick else [3.0, 16.0])
+    epochs = args.epochs or (25 if args.quick else 30)
+    per_set = args.per_set or (800 if args.quick else 1000)
+    weights = args.weights or ([1.0] if args.quick else [1.0, 3.0])
+    sigmas = args.sigmas or ([0.1] if args.quick else [0.1, 1.0])
 
     import keras
 
     data_dir = args.data_dir or default_data_dir()
     x, y = load_location(data_dir)
     configs = [("none", None, None, None)]
-    for sigma in args.sigmas:
+    for sigma in sigmas:
         for w in weights:
             tag = f"λ={w:g}" + ("" if sigma == 1.0 else f",σ={sigma:g}")
             configs += [(f"mmd_{s}({tag})", s, w, sigma) for s in args.schedules]

@@ -1,4 +1,4 @@
-"""Privacy/utility table: each defense's accuracy against each attack's success.
+r"""Privacy/utility table: each defense's accuracy against each attack's success.
 
 Runs the experiment runner (``keras_mi.experiment.run_experiment``, the code
 behind ``keras-mi evaluate``) on a preset (default ``location``: MLP-tanh,
@@ -12,11 +12,20 @@ Every seed's run folder is kept under ``--out`` (resumable: re-running the
 same command skips finished steps), and the tables are rewritten after each
 seed (``privacy_utility.json`` / ``privacy_utility.md``).
 
-The CIFAR-10 version of this table comes from ``bench/gpu_cifar10.py``.
+The paper's full CIFAR-10 schedule (160 epochs on 10,000 members) runs on a
+GPU through ``bench/gpu_cifar10.py``; on 2 CPU cores this script runs a
+smaller one (docs/benchmarks.md, section 5): the ``paper-cifar10`` preset
+with 1,000 images per set, batch 32, 150 epochs, no shadow models, DP-SGD
+clipping per microbatch of 10.
 
 Usage:
   python bench/privacy_utility.py --out runs/bench/privacy_utility --seeds 0,1,2
   python bench/privacy_utility.py --quick
+  python bench/privacy_utility.py --preset paper-cifar10 --out runs/bench/privacy_utility_cifar10_cpu \
+      --seeds 0,1,2 --dp-seeds 1 --epsilons 1,8 --epochs 150 --set training.batch_size=32 \
+      --set training.lr_boundaries=[75,112] --set split.members=1000 --set split.non_members=1000 \
+      --set split.reference=1000 --set split.test=1000 --set split.shadow=0 --set num_shadow_models=0 \
+      --set dpsgd.num_microbatches=10 --set dpsgd.batch_size=100 --set dpsgd.epochs=20
 """
 
 from __future__ import annotations
