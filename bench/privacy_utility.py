@@ -127,7 +127,7 @@ def render(result):
              f"{cfg['split']['members']} members / {cfg['split']['non_members']} non-members / "
              f"{cfg['split']['reference']} reference / {cfg['split']['test']} test; "
              f"{t['epochs']} epochs, batch {t['batch_size']}, {t['optimizer']} lr {t['learning_rate']}; "
-             f"λ={cfg['mmd_weight']} ({cfg['mmd_schedule']}), α={cfg['mixup_alpha']}; "
+             f"λ={cfg['mmd_weight']}, σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), α={cfg['mixup_alpha']}; "
              f"seeds {result['seeds']} (median over the seeds that ran each defense; DP-SGD on "
              f"the first {result.get('dp_seeds', 1)}). {result['machine']['date_utc']}.", ""]
     rows = []
