@@ -104,10 +104,10 @@ def test_unbiased_needs_two_rows_and_shapes_must_match():
 def test_small_bandwidth_separates_same_mean_sets_that_sigma_one_barely_sees():
     # Why a smaller σ closes the *accuracy* gap (docs/benchmarks.md, "MMD and
     # the accuracy gap"): softmax vectors are at most √2 apart, so with σ = 1
-    # the RBF kernel is nearly quadratic and MMD² is close to the squared
-    # distance of the means. Train outputs that are all "0.6 on the true
-    # class" then look almost like reference outputs that are 60 % confident-
-    # correct and 40 % confident-wrong, although their accuracies differ.
+    # the RBF kernel's leading (quadratic) term dominates, and it only compares
+    # the sets' means. Train outputs that are all "0.6 on the true class" then
+    # look much like reference outputs that are 60 % confident-correct and
+    # 40 % confident-wrong, although their accuracies differ.
     num_classes, n = 4, 90
     one_hot = np.eye(num_classes)
     soft = np.full((n, num_classes), 0.4 / 3)
