@@ -10,10 +10,16 @@ from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, ru
 pytestmark = pytest.mark.slow
 
 
+def _synthetic(n, seed):
+    """A noisy binary task on 8 Gaussian features (label from the first)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
+    return x, y
+
+
 def test_shadow_and_lira_attacks_run_and_resume(tmp_path):
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(600, 8)).astype("float32")
-    y = (x[:, 0] + 0.5 * rng.normal(size=600) > 0).astype(np.int64)
+    x, y = _synthetic(600, seed=1)
     cfg = ExperimentConfig(
         dataset="synthetic",
         split=SplitSizes(members=100, non_members=100, reference=100, test=100, shadow=200),
@@ -47,9 +53,7 @@ def test_lira_shadows_split_across_tasks_give_the_same_report(tmp_path):
     """Two 'cluster tasks' train disjoint shadow indices; evaluate then only aggregates."""
     from keras_mi.experiment.runner import train_lira_shadows
 
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(400, 8)).astype("float32")
-    y = (x[:, 0] + 0.5 * rng.normal(size=400) > 0).astype(np.int64)
+    x, y = _synthetic(400, seed=2)
     cfg = ExperimentConfig(
         dataset="synthetic",
         split=SplitSizes(members=100, non_members=100, reference=100, test=100, shadow=0),
