@@ -61,8 +61,8 @@ def logit_confidence(logits, labels) -> np.ndarray:
     """LiRA's statistic ``phi = log p_y - log(1 - p_y)``, stably from logits.
 
     Args:
-      logits: ``(n, classes)`` pre-softmax outputs (``classes >= 2``); a
-        leading shadow axis ``(N, n, classes)`` is also accepted.
+      logits: ``(n, classes)`` pre-softmax outputs (``classes >= 2``);
+        leading axes (shadows, queries: ``(N, Q, n, classes)``) are kept.
       labels: ``(n,)`` true classes.
 
     Returns:
@@ -74,8 +74,8 @@ def logit_confidence(logits, labels) -> np.ndarray:
     """
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels)
-    if z.ndim not in (2, 3) or z.shape[-1] < 2:
-        raise ValueError(f"logits must be (n, classes>=2) or (N, n, classes); got {z.shape}.")
+    if z.ndim < 2 or z.shape[-1] < 2:
+        raise ValueError(f"logits must be (..., n, classes>=2); got {z.shape}.")
     if y.ndim != 1 or len(y) != z.shape[-2]:
         raise ValueError(f"labels must be ({z.shape[-2]},); got {y.shape}.")
     if not np.issubdtype(y.dtype, np.integer) or y.min(initial=0) < 0 \
@@ -91,41 +91,61 @@ def logit_confidence(logits, labels) -> np.ndarray:
     return z_y - lse
 
 
-def _gaussian_fit(stats, mask, fixed_variance, what, min_count):
-    """Per-example mean and std of ``stats`` over the shadows where ``mask``."""
+#: How LiRA centres each Gaussian: the mean (the paper) or the median (its
+#: authors' code, more robust to a few outlying shadows).
+CENTERS = ("mean", "median")
+
+
+def _gaussian_fit(stats, mask, fixed_variance, what, min_count, center="mean"):
+    """Per-example (and per-query) centre and std of ``stats`` over the shadows where ``mask``.
+
+    ``stats`` is ``(N, n, Q)``, ``mask`` ``(N, n)``; returns ``(n, Q)`` arrays.
+    """
     count = mask.sum(axis=0)
     short = int(np.sum(count < min_count))
     if short:
         raise ValueError(
             f"{short} examples have fewer than {min_count} '{what}' shadows; train more "
             "shadows (an even number, >= 4) or use fixed_variance=True.")
-    mean = np.sum(np.where(mask, stats, 0.0), axis=0) / count
-    sq = np.where(mask, (stats - mean) ** 2, 0.0)
+    m = np.broadcast_to(mask[..., None], stats.shape)
+    n_obs = count[:, None].astype(np.float64)
+    if center == "median":
+        loc = np.nanmedian(np.where(m, stats, np.nan), axis=0)
+    else:
+        loc = np.sum(np.where(m, stats, 0.0), axis=0) / n_obs
+    sq = np.where(m, (stats - loc) ** 2, 0.0)
     if fixed_variance:
-        dof = int(count.sum() - count.size)
+        dof = int(m.sum() - loc.size)
         if dof <= 0:
             raise ValueError(f"need at least 2 '{what}' shadows on some example to fit a variance.")
-        std = np.full(count.shape, np.sqrt(sq.sum() / dof))
+        std = np.full(loc.shape, np.sqrt(sq.sum() / dof))
     else:
-        std = np.sqrt(sq.sum(axis=0) / (count - 1))
-    return mean, std
+        std = np.sqrt(sq.sum(axis=0) / (n_obs - 1))
+    return loc, std
 
 
 def lira_scores(target_stat, shadow_stats, in_mask, online: bool = True,
-                fixed_variance: bool = False, min_std: float = 1e-4) -> np.ndarray:
+                fixed_variance: bool = False, min_std: float = 1e-4,
+                center: str = "mean") -> np.ndarray:
     """LiRA membership scores from logit-scaled confidences.
 
+    With several queries per example (augmented views, the last axis), one
+    Gaussian is fitted per (example, query) and the score is the mean of
+    the per-query scores, as in the LiRA authors' code.
+
     Args:
-      target_stat: ``(n,)`` the target's ``phi`` on the pool (see
-        :func:`logit_confidence`).
-      shadow_stats: ``(N, n)`` each shadow's ``phi`` on the pool.
+      target_stat: ``(n,)`` or ``(n, Q)``: the target's ``phi`` on the pool
+        (see :func:`logit_confidence`), per query.
+      shadow_stats: ``(N, n)`` or ``(N, n, Q)``: each shadow's ``phi``.
       in_mask: ``(N, n)`` bool, True where shadow ``i`` trained on example ``j``.
       online: likelihood ratio of in vs out (True) or the one-sided offline
         test against out only (False; ``in_mask`` then only selects the outs).
       fixed_variance: one global variance per Gaussian instead of one per
-        example.
+        example (squared deviations from each example's own centre, pooled).
       min_std: floor on the fitted standard deviations (keeps the ratio finite
         when shadows agree exactly).
+      center: ``"mean"`` or ``"median"`` of the shadows' ``phi`` (see
+        :data:`CENTERS`).
 
     Returns:
       ``(n,)`` float64 scores, higher = more likely a member.
@@ -140,23 +160,28 @@ def lira_scores(target_stat, shadow_stats, in_mask, online: bool = True,
     t = np.asarray(target_stat, dtype=np.float64)
     s = np.asarray(shadow_stats, dtype=np.float64)
     m = np.asarray(in_mask)
-    if t.ndim != 1 or s.ndim != 2 or s.shape[1] != t.shape[0] or m.shape != s.shape:
-        raise ValueError(f"need target_stat (n,), shadow_stats and in_mask (N, n); got "
-                         f"{t.shape}, {s.shape}, {m.shape}.")
+    if t.ndim == 1 and s.ndim == 2:
+        t, s = t[:, None], s[..., None]
+    if (t.ndim != 2 or s.ndim != 3 or s.shape[1:] != t.shape or m.shape != s.shape[:2]):
+        raise ValueError(f"need target_stat (n[, Q]), shadow_stats (N, n[, Q]) and in_mask "
+                         f"(N, n); got {np.shape(target_stat)}, {np.shape(shadow_stats)}, "
+                         f"{m.shape}.")
     if m.dtype != np.bool_:
         raise ValueError("in_mask must be boolean (True = the shadow trained on the example).")
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {CENTERS}, got {center!r}.")
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(s))):
         raise ValueError("statistics contain NaN or inf.")
     need = 1 if fixed_variance else 2
-    mu_out, sd_out = _gaussian_fit(s, ~m, fixed_variance, "out", need)
+    mu_out, sd_out = _gaussian_fit(s, ~m, fixed_variance, "out", need, center)
     sd_out = np.maximum(sd_out, min_std)
     if not online:
-        return (t - mu_out) / sd_out
-    mu_in, sd_in = _gaussian_fit(s, m, fixed_variance, "in", need)
+        return np.mean((t - mu_out) / sd_out, axis=1)
+    mu_in, sd_in = _gaussian_fit(s, m, fixed_variance, "in", need, center)
     sd_in = np.maximum(sd_in, min_std)
     log_in = -0.5 * ((t - mu_in) / sd_in) ** 2 - np.log(sd_in)
     log_out = -0.5 * ((t - mu_out) / sd_out) ** 2 - np.log(sd_out)
-    return log_in - log_out
+    return np.mean(log_in - log_out, axis=1)
 
 
 def lira_attack(target_logits, labels, shadow_logits, in_mask, is_member,

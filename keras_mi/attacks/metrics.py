@@ -137,29 +137,130 @@ def best_accuracy(fpr, tpr) -> float:
     return 0.5 + advantage(fpr, tpr) / 2.0
 
 
-def tpr_at_fpr(fpr, tpr, target: float) -> float:
+def tpr_at_fpr(fpr, tpr, target: float, strict: bool = False) -> float:
     """TPR at a fixed false-positive rate (the low-FPR metric of Carlini et al.).
 
     Interpolation: the **largest TPR among ROC points with FPR <= target**
     (a step function; no linear interpolation between points, which would
-    credit the attacker with randomised thresholds). Carlini et al.'s code
-    uses ``FPR < target``; the two differ only when a point lands exactly on
-    the target. With ``n`` non-members the FPR resolution is ``1/n``: for
-    ``target < 1/n`` only zero-false-positive thresholds count.
+    credit the attacker with randomised thresholds). This is keras-mi's one
+    rule because it reads "the attack's FPR does not exceed the target";
+    Carlini et al.'s code uses ``FPR < target`` (``strict=True``). The two
+    differ only when a point lands exactly on the target, i.e. by one false
+    positive, which is why :func:`low_fpr_point` also reports the strict
+    value and calls a figure resolved only when ``target`` allows at least
+    :data:`MIN_FALSE_POSITIVES` false positives. With ``n`` non-members the
+    FPR resolution is ``1/n``.
 
     Args:
       fpr, tpr: an ROC curve from :func:`roc_curve` (starts at ``(0, 0)``).
       target: the FPR, in ``[0, 1]``.
+      strict: use ``FPR < target`` instead of ``FPR <= target``.
 
     Example:
-      >>> tpr_at_fpr([0.0, 0.0, 0.5, 1.0], [0.0, 0.4, 0.9, 1.0], 0.1)
+      >>> tpr_at_fpr([0.0, 0.0, 0.5, 1.0], [0.0, 0.4, 0.9, 1.0], 0.5)
+      0.9
+      >>> tpr_at_fpr([0.0, 0.0, 0.5, 1.0], [0.0, 0.4, 0.9, 1.0], 0.5, strict=True)
       0.4
     """
     if not 0.0 <= target <= 1.0:
         raise ValueError(f"target FPR must lie in [0, 1], got {target}.")
     fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
-    ok = fpr <= target
+    ok = fpr < target if strict else fpr <= target
     return float(np.max(tpr[ok])) if ok.any() else 0.0
+
+
+#: A TPR@FPR figure is "resolved" when the FPR target allows at least this
+#: many false positives (``n_negatives * target >= MIN_FALSE_POSITIVES``);
+#: below it, one false positive more or less moves the figure a lot and the
+#: two boundary rules disagree, so reports show ``n/a`` instead.
+MIN_FALSE_POSITIVES = 10
+
+
+def clopper_pearson(successes: int, trials: int,
+                    confidence: float = 0.95) -> Tuple[float, float]:
+    """Exact (Clopper-Pearson) binomial confidence interval for ``k / n``.
+
+    Args:
+      successes: ``k``, the number of successes (``0 <= k <= n``).
+      trials: ``n >= 1``.
+      confidence: the interval's coverage, in ``(0, 1)``.
+
+    Returns:
+      ``(low, high)`` with ``low = 0`` when ``k = 0`` and ``high = 1`` when
+      ``k = n``.
+
+    Example:
+      >>> lo, hi = clopper_pearson(0, 10)
+      >>> lo, round(hi, 4)  # 1 - 0.025 ** (1 / 10)
+      (0.0, 0.3085)
+    """
+    from scipy import stats  # pylint: disable=import-outside-toplevel
+
+    k, n = int(successes), int(trials)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1; got {k}, {n}.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
+    alpha = 1.0 - confidence
+    low = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def low_fpr_point(fpr, tpr, n_positives: int, n_negatives: int, target: float,
+                  confidence: float = 0.95) -> Dict[str, object]:
+    """TPR at one low FPR with everything needed to read it honestly.
+
+    Args:
+      fpr, tpr: an ROC curve from :func:`roc_curve`.
+      n_positives, n_negatives: how many members and non-members it was
+        built from.
+      target: the FPR.
+      confidence: coverage of the interval.
+
+    Returns:
+      dict with ``tpr`` (rule ``FPR <= target``), ``tpr_strict`` (rule
+      ``FPR < target``), ``n_negatives``, ``resolved`` (``n_negatives *
+      target >= MIN_FALSE_POSITIVES``), ``negatives_needed`` (the smallest
+      count that resolves ``target``) and ``ci``: a Clopper-Pearson interval
+      on the true positives at that threshold.
+
+    Warning:
+      The interval treats the threshold as fixed: it covers the sampling
+      noise of the members, not that of the non-members that chose the
+      threshold, so it is a lower bound on the real uncertainty.
+
+    Example:
+      >>> p = low_fpr_point([0.0, 0.0, 1.0], [0.0, 0.5, 1.0], 10, 100, 0.01)
+      >>> p["tpr"], p["resolved"], p["negatives_needed"]
+      (0.5, False, 1000)
+    """
+    value = tpr_at_fpr(fpr, tpr, target)
+    needed = int(np.ceil(MIN_FALSE_POSITIVES / target - 1e-9)) if target > 0 else None
+    k = int(round(value * n_positives))
+    return {
+        "tpr": value, "tpr_strict": tpr_at_fpr(fpr, tpr, target, strict=True),
+        "n_negatives": int(n_negatives),
+        "resolved": bool(target > 0 and n_negatives * target >= MIN_FALSE_POSITIVES - 1e-9),
+        "negatives_needed": needed,
+        "ci": list(clopper_pearson(k, n_positives, confidence)),
+    }
+
+
+def members_above_all(member_scores, non_member_scores) -> int:
+    """How many members score strictly above every non-member.
+
+    These members are identified with no false positive at all: for the
+    loss attack, members whose loss is lower than every non-member's. AUC
+    and TPR at a coarse FPR can both hide them.
+
+    Example:
+      >>> members_above_all([0.9, 0.5, 0.1], [0.6, 0.2])
+      1
+    """
+    pos = _as_scores(member_scores, "member_scores")
+    neg = _as_scores(non_member_scores, "non_member_scores")
+    return int(np.sum(pos > np.max(neg)))
 
 
 def tpr_at_fprs(fpr, tpr, targets: Iterable[float] = DEFAULT_FPR_TARGETS) -> Dict[float, float]:
@@ -193,8 +294,9 @@ def attack_metrics(member_scores, non_member_scores,
 
     Returns:
       dict with ``fpr``, ``tpr``, ``thresholds`` (arrays), ``auc``,
-      ``advantage``, ``best_accuracy``, ``best_threshold`` (floats) and
-      ``tpr_at_fpr`` (``{target: tpr}``).
+      ``advantage``, ``best_accuracy``, ``best_threshold`` (floats),
+      ``tpr_at_fpr`` (``{target: tpr}``), ``low_fpr`` (``{target:
+      low_fpr_point(...)}``) and ``members_above_all`` (int).
 
     Example:
       >>> m = attack_metrics([0.9, 0.8], [0.3, 0.1])
@@ -205,6 +307,7 @@ def attack_metrics(member_scores, non_member_scores,
     gain = tpr - fpr
     i = int(np.argmax(gain))
     adv = float(gain[i])
+    n_pos, n_neg = int(np.size(member_scores)), int(np.size(non_member_scores))
     return {
         "fpr": fpr, "tpr": tpr, "thresholds": thr,
         "auc": auc(fpr, tpr),
@@ -212,4 +315,6 @@ def attack_metrics(member_scores, non_member_scores,
         "best_accuracy": 0.5 + adv / 2.0,
         "best_threshold": float(thr[i]),
         "tpr_at_fpr": tpr_at_fprs(fpr, tpr, fpr_targets),
+        "low_fpr": {float(t): low_fpr_point(fpr, tpr, n_pos, n_neg, t) for t in fpr_targets},
+        "members_above_all": members_above_all(member_scores, non_member_scores),
     }

@@ -54,6 +54,8 @@ class AttackType(enum.Enum):
     LIRA_OFFLINE = "lira_offline"
     LIRA_ONLINE_FIXED_VAR = "lira_online_fixed_var"
     LIRA_OFFLINE_FIXED_VAR = "lira_offline_fixed_var"
+    RMIA_ONLINE = "rmia_online"  # Zarifzadeh et al. 2024, in + out reference models
+    RMIA_OFFLINE = "rmia_offline"  # out reference models only
     TFP_THRESHOLD = "tfp_threshold"  # TF-Privacy THRESHOLD_ATTACK (on loss)
     TFP_THRESHOLD_ENTROPY = "tfp_threshold_entropy"  # on modified entropy
     TFP_LOGISTIC_REGRESSION = "tfp_logistic_regression"
@@ -71,7 +73,7 @@ class AttackType(enum.Enum):
     def needs_shadow(self) -> bool:
         """True when the attack needs shadow models' outputs."""
         return (self.value.endswith("_class") or self.value.startswith("shadow_")
-                or self.value.startswith("lira_"))
+                or self.value.startswith(("lira_", "rmia_")))
 
     def __str__(self) -> str:
         return self.value
@@ -123,6 +125,12 @@ class AttackResult:
         (``0.5 + advantage / 2``; plain accuracy on equal-size sets).
       advantage: ``max(TPR - FPR)`` over thresholds.
       tpr_at_fpr: ``{fpr_target: tpr}``, largest TPR with FPR <= target.
+      low_fpr: ``{fpr_target: dict}`` from
+        :func:`keras_mi.attacks.metrics.low_fpr_point`: both boundary rules,
+        the number of negatives, whether the figure is resolved and a 95 %
+        Clopper-Pearson interval.
+      members_above_all: members scoring above every non-member (identified
+        with no false positive); ``None`` when unknown.
       n_members, n_non_members: sizes of the positive and negative sets.
       positives, negatives: which splits were compared (``"members"`` vs
         ``"non_members"``, or ``"reference"`` vs ``"non_members"`` for the
@@ -145,6 +153,8 @@ class AttackResult:
     best_accuracy: float
     advantage: float
     tpr_at_fpr: Dict[float, float]
+    low_fpr: Dict[float, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+    members_above_all: Optional[int] = None
     n_members: int = 0
     n_non_members: int = 0
     positives: str = "members"
@@ -169,6 +179,8 @@ class AttackResult:
             "auc": float(self.auc), "best_accuracy": float(self.best_accuracy),
             "advantage": float(self.advantage),
             "tpr_at_fpr": {repr(float(k)): float(v) for k, v in self.tpr_at_fpr.items()},
+            "low_fpr": {repr(float(k)): dict(v) for k, v in self.low_fpr.items()},
+            "members_above_all": self.members_above_all,
             "n_members": int(self.n_members), "n_non_members": int(self.n_non_members),
             "positives": self.positives, "negatives": self.negatives,
             "threshold": None if self.threshold is None or not np.isfinite(self.threshold)
@@ -187,17 +199,36 @@ class AttackResult:
         roc = d.pop("roc", None)
         d["attack_type"] = AttackType(d["attack_type"])
         d["tpr_at_fpr"] = {float(k): float(v) for k, v in d["tpr_at_fpr"].items()}
+        d["low_fpr"] = {float(k): dict(v) for k, v in d.get("low_fpr", {}).items()}
         if roc is not None:
             d["fpr"], d["tpr"] = np.asarray(roc["fpr"]), np.asarray(roc["tpr"])
         return cls(**d)
 
     def line(self) -> str:
-        """One-line text summary."""
-        lows = ", ".join(f"TPR@{k:g}={v:.4f}" for k, v in sorted(self.tpr_at_fpr.items(),
-                                                                reverse=True))
+        """One-line text summary (low-FPR figures with their interval, or n/a)."""
+        lows = ", ".join(f"TPR@{k:g}={format_low_fpr(self.low_fpr[k]) if k in self.low_fpr else f'{v:.4f}'}"
+                         for k, v in sorted(self.tpr_at_fpr.items(), reverse=True))
         what = "" if self.is_membership else f" [{self.positives} vs {self.negatives}]"
         return (f"{self.name}{what}: AUC={self.auc:.4f} acc={self.best_accuracy:.4f} "
                 f"adv={self.advantage:.4f}" + (f" {lows}" if lows else ""))
+
+
+def format_low_fpr(point: Dict[str, Any], digits: int = 3) -> str:
+    """``"0.121 [0.100, 0.145]"``, or ``"n/a (needs 10000 negatives)"`` when unresolved.
+
+    Args:
+      point: a dict from :func:`keras_mi.attacks.metrics.low_fpr_point`.
+      digits: decimals.
+
+    Example:
+      >>> format_low_fpr({"tpr": 0.5, "resolved": False, "negatives_needed": 1000,
+      ...                 "n_negatives": 100, "ci": [0.2, 0.8]})
+      'n/a (needs 1000 negatives, has 100)'
+    """
+    if not point.get("resolved", False):
+        return f"n/a (needs {point['negatives_needed']} negatives, has {point['n_negatives']})"
+    lo, hi = point["ci"]
+    return f"{point['tpr']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def evaluate_scores(member_scores, non_member_scores, name: str = "custom",
@@ -228,7 +259,8 @@ def evaluate_scores(member_scores, non_member_scores, name: str = "custom",
     return AttackResult(
         name=name, attack_type=attack_type or _attack_type_of(name),
         auc=m["auc"], best_accuracy=m["best_accuracy"], advantage=m["advantage"],
-        tpr_at_fpr=m["tpr_at_fpr"],
+        tpr_at_fpr=m["tpr_at_fpr"], low_fpr=m["low_fpr"],
+        members_above_all=m["members_above_all"],
         n_members=int(np.size(member_scores)), n_non_members=int(np.size(non_member_scores)),
         positives=positives, negatives=negatives, threshold=m["best_threshold"],
         wall_time_s=(time.perf_counter() - start) if wall_time_s is None else wall_time_s,
@@ -269,21 +301,38 @@ class AttackReport:
                        f"{[r.name for r in self.results]}.")
 
     def strongest(self, by: str = "advantage", include_baseline: bool = True) -> AttackResult:
-        """The strongest membership attack, by ``"advantage"`` (default) or ``"auc"``.
+        """The strongest membership attack, by ``"advantage"`` (default), ``"auc"`` or ``"low_fpr"``.
 
-        Advantage is the default because the paper reports attack accuracy
-        (``0.5 + advantage / 2``); ties are broken by the other metric. Only
-        members-vs-non-members rows count (not the reference-set check);
-        ``include_baseline=False`` also skips TF-Privacy's rows.
+        Advantage is the default for a single target because the paper
+        reports attack accuracy (``0.5 + advantage / 2``); ties are broken by
+        the other metric. ``"low_fpr"`` (the bank protocol's choice) ranks by
+        TPR at the smallest FPR target that is resolved for every row, then
+        by AUC. Only members-vs-non-members rows count (not the
+        reference-set check); ``include_baseline=False`` also skips
+        TF-Privacy's rows.
         """
-        if by not in ("advantage", "auc"):
-            raise ValueError(f"by must be 'advantage' or 'auc', got '{by}'.")
-        other = "auc" if by == "advantage" else "advantage"
+        if by not in ("advantage", "auc", "low_fpr"):
+            raise ValueError(f"by must be 'advantage', 'auc' or 'low_fpr', got '{by}'.")
         pool = [r for r in self.results if r.is_membership
                 and (include_baseline or not r.attack_type.is_baseline)]
         if not pool:
             raise ValueError("The report has no members-vs-non-members results.")
+        if by == "low_fpr":
+            target = self.resolved_fpr(pool)
+            if target is not None:
+                return max(pool, key=lambda r: (r.tpr_at_fpr[target], r.auc))
+            by = "auc"
+        other = "auc" if by == "advantage" else "advantage"
         return max(pool, key=lambda r: (getattr(r, by), getattr(r, other)))
+
+    @staticmethod
+    def resolved_fpr(results: Iterable[AttackResult]) -> Optional[float]:
+        """The smallest FPR target resolved (enough negatives) in every result, or None."""
+        common = None
+        for r in results:
+            ok = {t for t, p in r.low_fpr.items() if p.get("resolved")}
+            common = ok if common is None else common & ok
+        return min(common) if common else None
 
     def summary(self, by: str = "advantage") -> str:
         """Short text: one line per attack, then the strongest attack."""

@@ -46,6 +46,9 @@ import numpy as np
 from keras_mi._atomic import atomic_save_npz
 
 FORMAT_VERSION = 1
+#: Metadata every file holds (``recipe`` and ``num_queries`` default to
+#: ``""`` and 1 in files written before they existed).
+_META_KEYS = ("index", "num_shadows", "seed", "fingerprint", "version")
 _FILE_RE = re.compile(r"^shadow_(\d{4,})\.npz$")
 
 
@@ -142,6 +145,7 @@ def make_train_fn(make_model: Callable, fit_kwargs: Optional[dict] = None) -> Ca
 
 def predict_logits(model, x, batch_size: int = 1024) -> np.ndarray:
     """Logits of ``model`` on ``x``: ``model.predict`` or a plain callable."""
+    x = np.asarray(x)
     if hasattr(model, "predict"):
         try:
             out = model.predict(x, batch_size=batch_size, verbose=0)
@@ -164,12 +168,38 @@ def predict_logits(model, x, batch_size: int = 1024) -> np.ndarray:
 
 def _read_meta(path) -> dict:
     with np.load(path, allow_pickle=False) as d:
-        return {k: d[k].item() for k in ("index", "num_shadows", "seed", "fingerprint",
-                                          "version")}
+        meta = {k: d[k].item() for k in _META_KEYS}
+        meta["recipe"] = str(d["recipe"].item()) if "recipe" in d.files else ""
+        meta["num_queries"] = int(d["query_logits"].shape[0]) if "query_logits" in d.files else 1
+        meta["population"] = (str(d["population_fingerprint"].item())
+                              if "population_fingerprint" in d.files else "")
+        return meta
+
+
+def query_views(queries: Optional[Callable], x) -> list:
+    """The inputs a model is queried on: ``[x]``, or ``queries(x)`` checked.
+
+    ``queries(x)`` must return a list of arrays shaped like ``x`` whose first
+    entry is ``x`` itself (see :func:`keras_mi.attacks.bank.flip_shift_queries`).
+    """
+    if queries is None:
+        return [x]
+    views = list(queries(x))
+    if not views or any(np.shape(v) != np.shape(x) for v in views):
+        raise ValueError("queries(x) must return a non-empty list of arrays shaped like x.")
+    if not np.array_equal(views[0], x):
+        raise ValueError("queries(x)[0] must be x itself (the un-augmented query).")
+    return views
+
+
+def _predict_views(model, views) -> np.ndarray:
+    """``(num_queries, n, classes)`` logits of ``model`` on each view."""
+    return np.stack([predict_logits(model, v) for v in views])
 
 
 def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir,
-                 seed: int = 0, verbose: int = 1) -> pathlib.Path:
+                 seed: int = 0, verbose: int = 1, population=None,
+                 queries: Optional[Callable] = None, recipe: str = "") -> pathlib.Path:
     """Trains shadow ``index`` of ``num_shadows`` on its half of ``pool``; resumable.
 
     Writes ``out_dir/shadow_{index:04d}.npz`` atomically with arrays
@@ -189,6 +219,13 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
       out_dir: shared folder of the shadow files (created if missing).
       seed: the experiment seed; all jobs of one run must use the same.
       verbose: 1 prints one line per shadow.
+      population: optional ``(x, y)`` that no model trains on (RMIA's
+        population set ``Z``); its logits are stored too.
+      queries: optional ``queries(x) -> [x, view_1, ...]`` (augmented
+        copies, e.g. :func:`keras_mi.attacks.bank.flip_shift_queries`); the
+        logits of every view are stored as ``query_logits``.
+      recipe: a label of the training recipe (defense, hyper-parameters);
+        files of one folder must agree on it.
 
     Returns:
       The path of the shadow's file.
@@ -206,6 +243,7 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
         raise ValueError(f"index must lie in [0, num_shadows={num_shadows}); got {index}.")
     x, y = _check_pool(pool)
     fingerprint = pool_fingerprint((x, y))
+    pop_fingerprint = "" if population is None else pool_fingerprint(population)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = shadow_path(out_dir, index)
@@ -216,7 +254,8 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
             warnings.warn(f"{path} is unreadable ({err}); training it again.")
         else:
             want = {"index": index, "num_shadows": num_shadows, "seed": seed,
-                    "fingerprint": fingerprint}
+                    "fingerprint": fingerprint, "recipe": str(recipe),
+                    "population": pop_fingerprint}
             diff = {k: (meta[k], v) for k, v in want.items() if meta[k] != v}
             if diff:
                 raise ValueError(
@@ -228,7 +267,17 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
     mask = shadow_membership(index, len(y), seed)
     start = time.perf_counter()
     model = train_fn(x[mask], y[mask], seed=shadow_seed(index, seed))
-    logits = predict_logits(model, x)
+    views = query_views(queries, x)
+    query_logits = _predict_views(model, views)
+    logits = query_logits[0]
+    arrays = {}
+    if len(views) > 1:
+        arrays["query_logits"] = query_logits
+    if population is not None:
+        z, z_labels = _check_pool(population)
+        arrays["population_logits"] = _predict_views(model, query_views(queries, z))
+        arrays["population_labels"] = z_labels.astype(np.int64)
+        arrays["population_fingerprint"] = np.str_(pop_fingerprint)
     seconds = time.perf_counter() - start
     if logits.shape[1] <= int(y.max()):
         raise ValueError(f"shadow outputs {logits.shape[1]} classes but labels go to {y.max()}.")
@@ -236,6 +285,7 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
         "logits": logits, "in_mask": mask, "labels": y.astype(np.int64),
         "index": np.int64(index), "num_shadows": np.int64(num_shadows),
         "seed": np.int64(seed), "fingerprint": np.str_(fingerprint),
+        "recipe": np.str_(recipe), **arrays,
         "version": np.int64(FORMAT_VERSION), "train_seconds": np.float64(seconds)})
     if verbose:
         acc_in = float(np.mean(logits[mask].argmax(1) == y[mask]))
@@ -246,27 +296,35 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
 
 
 def train_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed: int = 0,
-                  indices: Optional[Iterable[int]] = None, verbose: int = 1):
+                  indices: Optional[Iterable[int]] = None, verbose: int = 1, **kwargs):
     """Runs :func:`train_shadow` for ``indices`` (default all); returns the paths.
+
+    ``kwargs`` (``population``, ``queries``, ``recipe``) go to :func:`train_shadow`.
 
     Example:
       >>> train_shadows(16, pool, train_fn, "runs/lira", indices=range(0, 8))  # doctest: +SKIP
     """
     indices = range(num_shadows) if indices is None else indices
-    return [train_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose)
+    return [train_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose, **kwargs)
             for i in indices]
 
 
 @dataclasses.dataclass
 class ShadowBank:
-    """Every finished shadow of one run, stacked.
+    """Every finished model of one bank (LiRA shadows or a model bank), stacked.
 
     Attributes:
-      logits: ``(num_shadows, pool, classes)`` shadow logits on the pool.
-      in_mask: ``(num_shadows, pool)`` True where the shadow trained on it.
+      logits: ``(num_shadows, pool, classes)`` logits on the pool.
+      in_mask: ``(num_shadows, pool)`` True where the model trained on it.
       labels: ``(pool,)`` the pool labels.
       fingerprint: the pool fingerprint all files share.
       seed: the run seed.
+      recipe: the recipe label all files share.
+      query_logits: ``(num_shadows, queries, pool, classes)`` logits on each
+        query view (the first is the plain input), or None without queries.
+      population_logits: ``(num_shadows, queries, m, classes)`` logits on
+        the population set, or None.
+      population_labels: ``(m,)``, or None.
     """
 
     logits: np.ndarray
@@ -274,13 +332,27 @@ class ShadowBank:
     labels: np.ndarray
     fingerprint: str
     seed: int
+    recipe: str = ""
+    query_logits: Optional[np.ndarray] = None
+    population_logits: Optional[np.ndarray] = None
+    population_labels: Optional[np.ndarray] = None
 
     @property
     def num_shadows(self) -> int:
         return self.in_mask.shape[0]
 
+    @property
+    def num_models(self) -> int:
+        """The number of models (the same as ``num_shadows``)."""
+        return self.in_mask.shape[0]
 
-def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None) -> ShadowBank:
+    def pool_query_logits(self) -> np.ndarray:
+        """``(models, queries, pool, classes)``: the query logits, or the logits as one query."""
+        return self.query_logits if self.query_logits is not None else self.logits[:, None]
+
+
+def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None,
+                 recipe: Optional[str] = None) -> ShadowBank:
     """Loads and checks all shadow files of ``out_dir``.
 
     Raises ``ValueError`` when files disagree on pool fingerprint, seed or
@@ -305,11 +377,16 @@ def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None) -> Shado
         except Exception as err:
             raise ValueError(f"{p} is unreadable ({err}); delete it and rerun its job.") from err
     first = next(iter(metas.values()))
-    for key in ("fingerprint", "num_shadows", "seed", "version"):
+    for key in ("fingerprint", "num_shadows", "seed", "version", "recipe", "num_queries",
+                "population"):
         values = sorted({str(m[key]) for m in metas.values()})
         if len(values) > 1:
             raise ValueError(f"shadow files in {out_dir} disagree on {key}: {values}; "
-                             "they come from different runs.")
+                             "they come from different runs (or recipes); keep one run per "
+                             "folder.")
+    if recipe is not None and first["recipe"] != recipe:
+        raise ValueError(f"{out_dir} holds models of recipe {first['recipe']!r}, not "
+                         f"{recipe!r}; use a fresh folder for each recipe.")
     total = int(first["num_shadows"])
     if num_shadows is not None and num_shadows != total:
         raise ValueError(f"asked for {num_shadows} shadows but {out_dir} holds a run of {total}.")
@@ -323,12 +400,20 @@ def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None) -> Shado
                          f"indices {missing}; run train_shadow for them "
                          "(keras-mi shadow --shadow-index i --num-shadows "
                          f"{total}) and aggregate again.")
-    logits, masks, labels = [], [], None
+    arrays: dict = {"logits": [], "in_mask": [], "query_logits": [], "population_logits": []}
+    labels = population_labels = None
     for p in sorted(files, key=lambda q: metas[q]["index"]):
         with np.load(p, allow_pickle=False) as d:
-            logits.append(d["logits"])
-            masks.append(d["in_mask"])
+            for key, values in arrays.items():
+                if key in d.files:
+                    values.append(d[key])
             if labels is None:
                 labels = d["labels"]
-    return ShadowBank(logits=np.stack(logits), in_mask=np.stack(masks), labels=labels,
-                      fingerprint=str(first["fingerprint"]), seed=int(first["seed"]))
+                if "population_labels" in d.files:
+                    population_labels = d["population_labels"]
+    stacked = {k: np.stack(v) if v else None for k, v in arrays.items()}
+    return ShadowBank(logits=stacked["logits"], in_mask=stacked["in_mask"], labels=labels,
+                      fingerprint=str(first["fingerprint"]), seed=int(first["seed"]),
+                      recipe=str(first["recipe"]), query_logits=stacked["query_logits"],
+                      population_logits=stacked["population_logits"],
+                      population_labels=population_labels)
