@@ -45,17 +45,38 @@ def _in_tf_graph(sample):
     return (not tf.executing_eagerly()) and isinstance(sample, tf.Tensor)
 
 
-def _split_inputs(inputs, labels):
-    if labels is None:
-        if isinstance(inputs, dict):
-            return inputs["inputs"], inputs["labels"]
-        if isinstance(inputs, (tuple, list)) and len(inputs) == 2:
-            return inputs[0], inputs[1]
-        raise ValueError(
-            "MixUp needs labels: call it as `layer((x, y))`, `layer(x, y)` or "
-            "`layer({'inputs': x, 'labels': y})`."
-        )
-    return inputs, labels
+#: Dict keys of the inputs: Keras's augmentation layers use "images".
+_INPUT_KEYS = ("images", "inputs")
+
+
+def _unpack(data):
+    """``(x, y, repack)`` of a mixup input; ``repack(x2, y2)`` rebuilds its structure.
+
+    ``data`` is ``(x, y)``, ``[x, y]`` or a dict with ``"labels"`` and one of
+    ``"images"`` (`keras.layers.MixUp`'s form) or ``"inputs"``; the same
+    works for nested shapes (``compute_output_shape``).
+    """
+    if isinstance(data, dict):
+        keys = [k for k in _INPUT_KEYS if k in data]
+        extra = sorted(set(data) - set(_INPUT_KEYS) - {"labels"})
+        if len(keys) != 1 or "labels" not in data or extra:
+            raise ValueError(
+                "MixUp takes a dict with 'labels' and one of 'images' or 'inputs' (nothing else: "
+                f"other entries would not be mixed); got keys {sorted(data)}."
+            )
+        key = keys[0]
+
+        def repack(x, y):
+            return {key: x, "labels": y}
+
+        return data[key], data["labels"], repack
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        kind = list if isinstance(data, list) else tuple
+        return data[0], data[1], lambda x, y: kind((x, y))
+    raise ValueError(
+        "MixUp needs labels: call it as `layer((x, y))`, `layer(x, y)` or "
+        "`layer({'images': x, 'labels': y})`."
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
@@ -68,6 +89,12 @@ class MixUp(keras.layers.Layer):
     ``y`` is one-hot encoded first when it holds integer class indices. The
     returned labels are soft (each row sums to 1), ready for
     ``CategoricalCrossentropy`` or ``keras_mi.training.MMDModel``.
+
+    The batch is given as ``(x, y)``, ``[x, y]``, ``layer(x, y)`` or, as for
+    Keras's augmentation layers, ``{"images": x, "labels": y}`` (or the key
+    ``"inputs"``); the result has the same structure (a dict in, the same
+    keys out; ``layer(x, y)`` returns a tuple). It works in a Functional
+    model: ``MixUp(num_classes=k)((x_input, y_input))``.
 
     By default one ``lam`` is drawn per batch, as in the paper's code;
     ``per_example=True`` draws one per example (as `keras.layers.MixUp` does).
@@ -123,27 +150,32 @@ class MixUp(keras.layers.Layer):
         self.built = True
 
     # ------------------------------------------------------------------ call
-    def __call__(self, inputs, labels=None, training=None, **kwargs):
-        x, y = _split_inputs(inputs, labels)
+    def __call__(self, data, labels=None, training=None, **kwargs):
+        # `layer(x, y)` (tf.data's map of (x, y) elements) is `layer((x, y))`.
+        if labels is not None:
+            data = (data, labels)
+        x, y, repack = _unpack(data)
         self._check_static(x, y)
         if _in_tf_graph(x):
             # tf.data / tf.function: TF ops whatever the Keras backend is.
             if training is None:
                 training = True
-            return self._tf_call(x, y, training)
+            return repack(*self._tf_call(x, y, training))
         if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
             self._check_values(np.asarray(x), np.asarray(y))
         if training is not None:  # else Keras resolves it (outer call, then True)
             kwargs["training"] = training
-        return super().__call__(x, y, **kwargs)
+        return super().__call__(data, **kwargs)
 
-    def call(self, inputs, labels, training=True):
+    def call(self, data, training=True):
+        """Mixes ``data`` (see `_unpack`); returns the structure it was given."""
+        inputs, labels, repack = _unpack(data)
         x = ops.cast(inputs, self.compute_dtype)
         y = self._labels_to_soft(labels, ops, self.compute_dtype)
         if not training:
-            return x, y
+            return repack(x, y)
         transformation = self.get_random_transformation(x, training=True)
-        return (
+        return repack(
             self.transform_inputs(x, transformation),
             self.transform_labels(y, transformation),
         )
@@ -154,12 +186,13 @@ class MixUp(keras.layers.Layer):
 
         ``lam`` is a scalar (or shape ``(batch,)`` with ``per_example=True``);
         ``perm`` is an int permutation of ``range(batch)``. Returns ``None``
-        when ``training`` is False. ``data`` is the input batch (or an
-        ``(x, y)`` pair); ``seed`` overrides the layer's generator.
+        when ``training`` is False. ``data`` is the input batch, an
+        ``(x, y)`` pair or a dict as for ``call``; ``seed`` overrides the
+        layer's generator.
         """
         if not training:
             return None
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = _unpack(data)[0] if isinstance(data, (tuple, list, dict)) else data
         if _in_tf_graph(x):
             return self._tf_random_transformation(x)
         batch = ops.shape(x)[0]
@@ -173,6 +206,10 @@ class MixUp(keras.layers.Layer):
     def transform_inputs(self, inputs, transformation, training=True):
         """``lam * x + (1 - lam) * x[perm]`` (``x`` cast to the compute dtype)."""
         return self._mix(inputs, transformation, training, ops)
+
+    def transform_images(self, images, transformation, training=True):
+        """`transform_inputs` under `keras.layers.MixUp`'s name."""
+        return self.transform_inputs(images, transformation, training=training)
 
     def transform_labels(self, labels, transformation, training=True):
         """Soft labels mixed like the inputs; integer labels are one-hot first."""
@@ -282,8 +319,18 @@ class MixUp(keras.layers.Layer):
                     "(they look like logits or scores; apply softmax or pass class indices).")
 
     # -------------------------------------------------------------- config
-    def compute_output_shape(self, input_shape, labels_shape=None):
-        return input_shape, labels_shape
+    def compute_output_shape(self, input_shape):
+        """The input's structure; integer labels become ``(batch, num_classes)``."""
+        x_shape, y_shape, repack = _unpack(input_shape)
+        y_shape = tuple(y_shape)
+        if len(y_shape) == 1 or y_shape[-1] == 1:
+            if self.num_classes is None:
+                raise ValueError(
+                    "MixUp got integer class labels but `num_classes` is None; "
+                    "pass `num_classes=` so the labels can be one-hot encoded."
+                )
+            y_shape = (y_shape[0], self.num_classes)
+        return repack(tuple(x_shape), y_shape)
 
     def get_config(self):
         config = super().get_config()
