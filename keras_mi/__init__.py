@@ -12,7 +12,10 @@ The public API, re-exported here:
 
 Names load on first use (PEP 562), so ``import keras_mi`` is fast, imports
 no TensorFlow, and works on a JAX-only machine; the TF-Privacy child process
-imports none of the Keras-3 code it does not use.
+imports none of the Keras-3 code it does not use. The classes that ``.keras``
+files name (``MMDModel``, ``MixUp``) are registered with Keras as soon as
+Keras is imported (before or after ``keras_mi``), so
+``keras.saving.load_model`` finds them without touching ``keras_mi.MMDModel``.
 
 Example:
   >>> import keras_mi
@@ -21,6 +24,9 @@ Example:
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
@@ -61,3 +67,63 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+#: Modules whose classes ``.keras`` files name (``keras_mi>MMDModel``...);
+#: importing them runs their ``register_keras_serializable`` decorators.
+_SERIALIZABLE_MODULES = ("keras_mi.training.mmd_model", "keras_mi.layers.mix_up")
+
+
+def _register_serializables():
+    try:
+        for module in _SERIALIZABLE_MODULES:
+            importlib.import_module(module)
+    except Exception as err:  # never break the user's `import keras`
+        import warnings
+
+        warnings.warn(f"keras_mi could not register its Keras classes ({err!r}); loading .keras "
+                      "files that hold them will fail.", stacklevel=2)
+
+
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Registers keras-mi's classes right after ``import keras`` finishes.
+
+    ``keras.saving.load_model`` only finds registered classes, but importing
+    Keras here would import TensorFlow (its default backend) with
+    ``import keras_mi``. So registration waits for the user's own
+    ``import keras``: this finder wraps the loader of the ``keras`` package
+    and removes itself once it has fired.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        # One shot: find the real spec with the other finders (not this one).
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _register_serializables()
+
+    def __getattr__(self, name):  # resources, get_data...: the real loader's
+        return getattr(self._loader, name)
+
+
+if "keras" in sys.modules:
+    _register_serializables()
+elif not any(isinstance(f, _RegisterAfterKeras) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterKeras())
