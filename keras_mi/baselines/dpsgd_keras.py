@@ -509,10 +509,17 @@ def train_dpsgd_keras(model, x, y, *, noise_multiplier: Optional[float] = None,
     noise_std = noise_multiplier * float(l2_norm_clip)
     scale = 1.0 / float(batch_size)  # the expected batch size q * n
 
+    sizes = [int(np.prod(v.shape)) for v in model.trainable_variables]
+    offsets = np.cumsum([0] + sizes)
+
     def noisy_update(trainable, opt_vars, summed, key):
-        keys = jax.random.split(key, len(summed))
-        grads = [(s + noise_std * jax.random.normal(k, s.shape, s.dtype)) * scale
-                 for s, k in zip(summed, keys)]
+        if noise_std == 0:  # no RNG in the graph: exactly the clipped mean
+            return optimizer.stateless_apply(opt_vars, [s * scale for s in summed], trainable)
+        # One draw for the whole parameter vector (one RNG call compiles much
+        # faster on CPU than one per variable).
+        noise = jax.random.normal(key, (int(offsets[-1]),), "float32")
+        grads = [(s + noise_std * noise[lo:hi].reshape(s.shape).astype(s.dtype)) * scale
+                 for s, lo, hi in zip(summed, offsets[:-1], offsets[1:])]
         return optimizer.stateless_apply(opt_vars, grads, trainable)
 
     def gathered_sum(trainable, non_trainable, x_all, y_all, idx, mask):
