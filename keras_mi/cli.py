@@ -38,19 +38,20 @@ def _parser() -> argparse.ArgumentParser:
         epilog="presets:\n" + "\n".join(f"  {k:<18} {v[1]}" for k, v in PRESETS.items()))
     _add_config_arguments(ev, PRESETS, DEFENSES)
     sh = sub.add_parser(
-        "shadow", help="train some of a run's LiRA shadow models (one cluster task each)",
-        description="Train only the LiRA shadow models given by --shadow-index for the run "
-                    "that the same config and --out describe (e.g. one SLURM array task or "
-                    "Kubernetes indexed-job pod each, on a shared --out). Afterwards, "
+        "shadow", help="train some of a run's bank models / LiRA shadows (one cluster task each)",
+        description="Train only the models given by --shadow-index for the run that the same "
+                    "config and --out describe (e.g. one SLURM array task or Kubernetes "
+                    "indexed-job pod each, on a shared --out): model I of every defense's bank "
+                    "(--bank N) and LiRA shadow I (when the attacks include lira). Afterwards, "
                     "`keras-mi evaluate` with the same arguments finds them done and only "
-                    "aggregates. The config's attacks must include lira.",
+                    "aggregates.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example (SLURM):\n  #SBATCH --array=0-15\n  keras-mi shadow --attacks loss lira "
                "--num-shadows 16 --out /shared/run --shadow-index $SLURM_ARRAY_TASK_ID\n"
                "  keras-mi evaluate --attacks loss lira --num-shadows 16 --out /shared/run")
     _add_config_arguments(sh, PRESETS, DEFENSES)
     sh.add_argument("--shadow-index", type=int, nargs="+", required=True, metavar="I",
-                    help="which shadow(s) to train, 0 <= I < num_lira_shadows")
+                    help="which model(s) to train, 0 <= I < bank size (or num_lira_shadows)")
     return parser
 
 
@@ -67,6 +68,9 @@ def _add_config_arguments(ev: argparse.ArgumentParser, presets, defenses) -> Non
     ev.add_argument("--seed", type=int, help="shorthand for --set seed=N")
     ev.add_argument("--num-shadows", type=int, metavar="N",
                     help="shorthand for --set num_lira_shadows=N (LiRA shadow models)")
+    ev.add_argument("--bank", type=int, metavar="N",
+                    help="shorthand for --set bank.size=N: the bank protocol, N models per "
+                         "defense, each attacked with the others (even, 4..256; 0: off)")
     ev.add_argument("--data-dir", help="folder with the raw data files (default $KERAS_MI_DATA_DIR)")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config field, e.g. --set split.members=500 "
@@ -100,6 +104,8 @@ def build_config(args: argparse.Namespace):
         overrides["seed"] = args.seed
     if args.num_shadows is not None:
         overrides["num_lira_shadows"] = args.num_shadows
+    if args.bank is not None:
+        overrides["bank.size"] = args.bank
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     for item in args.overrides:
@@ -134,7 +140,8 @@ def _shadow(args: argparse.Namespace) -> int:
     done = train_lira_shadows(config, args.out, args.shadow_index, overwrite=args.overwrite,
                               verbose=0 if args.quiet else 1)
     if not args.quiet:
-        print(f"LiRA shadow(s) {done} of {config.num_lira_shadows} are in {args.out}; run "
+        total = config.bank.size or config.num_lira_shadows
+        print(f"Model(s) {done} of {total} are in {args.out}; run "
               "`keras-mi evaluate` with the same arguments once all are done.")
     return 0
 

@@ -122,6 +122,37 @@ class DPSGDSettings:
     batch_size: Optional[int] = None
 
 
+#: Query views of the bank protocol: the plain input, or flips and shifts (images).
+BANK_QUERIES = ("none", "flip_shift")
+
+
+@dataclasses.dataclass
+class BankSettings:
+    """The bank protocol: ``size`` models per defense, each the target in turn.
+
+    Each defense gets a bank of ``size`` models trained *with that defense*
+    (adaptive) on random halves of members + non-members; each model is
+    attacked with the other ``size - 1`` (LiRA, RMIA with the test split as
+    population, the loss threshold) and the pairs are pooled
+    (:mod:`keras_mi.attacks.bank`). ``size = 0`` keeps only the
+    single-target report. ``non_adaptive`` also attacks each defended bank
+    with the ``none`` bank's models as shadows (when ``none`` is compared).
+    ``rmia_offline_a`` of ``None`` tunes ``a`` on the paired model.
+
+    Example:
+      >>> BankSettings(size=16).lira_center
+      'median'
+    """
+
+    size: int = 0
+    queries: str = "none"
+    query_shift: int = 2
+    lira_center: str = "median"
+    rmia_gamma: float = 1.0
+    rmia_offline_a: Optional[float] = None
+    non_adaptive: bool = True
+
+
 @dataclasses.dataclass
 class ExperimentConfig:
     """Everything that decides the numbers of one ``keras-mi evaluate`` report.
@@ -149,6 +180,7 @@ class ExperimentConfig:
     dpsgd: DPSGDSettings = dataclasses.field(default_factory=DPSGDSettings)
     num_shadow_models: int = 4
     num_lira_shadows: int = 8
+    bank: BankSettings = dataclasses.field(default_factory=BankSettings)
     data_dir: Optional[str] = None
     cache_dir: Optional[str] = None
 
@@ -252,8 +284,34 @@ class ExperimentConfig:
             errors.append("the lira attack needs num_lira_shadows >= 4 (16+ recommended).")
         if self.mixup_alpha <= 0 or self.mmd_weight < 0 or self.mmd_sigma <= 0:
             errors.append("mixup_alpha and mmd_sigma must be positive, mmd_weight non-negative.")
+        errors.extend(_bank_errors(self))
         if errors:
             raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
+
+
+def _bank_errors(config: "ExperimentConfig") -> List[str]:
+    b, errors = config.bank, []
+    if b.size != 0 and (b.size % 2 or not 4 <= b.size <= 256):
+        errors.append(f"bank.size must be 0 (no bank) or an even number from 4 to 256; got {b.size}.")
+    if b.queries not in BANK_QUERIES:
+        errors.append(f"bank.queries '{b.queries}' is not one of {', '.join(BANK_QUERIES)}.")
+    if b.query_shift < 1:
+        errors.append(f"bank.query_shift must be at least 1 pixel; got {b.query_shift}.")
+    if b.lira_center not in ("mean", "median"):
+        errors.append(f"bank.lira_center '{b.lira_center}' is not one of mean, median.")
+    if not b.rmia_gamma > 0:
+        errors.append(f"bank.rmia_gamma must be positive; got {b.rmia_gamma}.")
+    if b.rmia_offline_a is not None and not 0.0 <= b.rmia_offline_a <= 1.0:
+        errors.append(f"bank.rmia_offline_a must lie in [0, 1] (or null to tune it); got "
+                      f"{b.rmia_offline_a}.")
+    if b.size:
+        if config.split.test < 1:
+            errors.append("the bank protocol uses the test split as RMIA's population: set "
+                          "split.test > 0.")
+        if b.queries != "none" and any(str(d).startswith("dpsgd") for d in config.defenses):
+            errors.append("bank.queries 'flip_shift' is not supported with dpsgd (its models "
+                          "live in another process); use bank.queries none.")
+    return errors
 
 
 def parse_defense(name: str):
@@ -316,7 +374,8 @@ def _build(cls, data: Any, where: str):
     if unknown:
         raise ValueError(f"Unknown key(s) {unknown} in {where}; valid keys: {', '.join(fields)}.")
     kwargs = {}
-    nested = {"split": SplitSizes, "training": TrainingRecipe, "dpsgd": DPSGDSettings}
+    nested = {"split": SplitSizes, "training": TrainingRecipe, "dpsgd": DPSGDSettings,
+              "bank": BankSettings}
     for name, value in data.items():
         if name in nested and cls is ExperimentConfig:
             kwargs[name] = _build(nested[name], value, f"{where}.{name}")
@@ -329,7 +388,7 @@ def _build(cls, data: Any, where: str):
 
 def _coerce(obj, where: str) -> None:
     """Checks scalar field types (ints stay ints, floats accept ints)."""
-    hints = {"int": int, "float": float, "str": str}
+    hints = {"int": int, "float": float, "str": str, "bool": bool}
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
         ftype = str(field.type)
@@ -344,6 +403,9 @@ def _coerce(obj, where: str) -> None:
                 setattr(obj, field.name, float(value))
             elif want is int and isinstance(value, float) and value.is_integer():
                 setattr(obj, field.name, int(value))
+            elif want is bool:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{where}.{field.name} must be true or false, got {value!r}.")
             elif not isinstance(value, want) or isinstance(value, bool):
                 raise ValueError(f"{where}.{field.name} must be {base}, got {value!r}.")
         elif base.startswith("List"):

@@ -3,7 +3,8 @@
 * :func:`roc_figure`: log-log ROC of the strongest attack per defense, with
   the chance diagonal; the low-FPR corner is where a privacy attack matters.
 * :func:`privacy_utility_figure`: test accuracy against the strongest
-  attack's advantage, one labelled point per defense (up-left is better).
+  attack's TPR at 0.1 % FPR (log axis, with intervals), one labelled point
+  per defense (up-left is better).
 
 Both return a ``matplotlib.figure.Figure``; save it with ``fig.savefig``.
 """
@@ -56,27 +57,65 @@ def roc_figure(curves: Dict[str, Any], floor: Optional[float] = None):
     return fig
 
 
+def _privacy_point(row: Dict[str, Any], fpr: str):
+    """(test accuracy, TPR, CI) of a defense: its bank (adaptive) when it has one."""
+    bank = row.get("bank", {})
+    if "adaptive" in bank:
+        best = bank["adaptive"]["strongest_attack"]
+        acc = bank.get("accuracy", {}).get("population", {}).get("median")
+    else:
+        best = row.get("strongest_attack")
+        acc = row["test_accuracy"] if row["test_accuracy"] is not None else row["non_member_accuracy"]
+    if best is None or acc is None:
+        return None
+    point = (best.get("low_fpr") or {}).get(fpr)
+    return acc, best, point
+
+
 def privacy_utility_figure(report: Dict[str, Any]):
-    """Test accuracy vs strongest-attack advantage, one point per defense.
+    """Test accuracy vs the strongest attack's TPR at 0.1 % FPR (log axis), one point per defense.
+
+    Uses each defense's bank (adaptive) when the run has one, else its
+    single target; error bars are the 95 % intervals. When 0.1 % FPR is not
+    resolved for every defense (too few non-members), the figure uses 1 %
+    and says so on the axis. Up and left is better.
 
     Example:
       >>> privacy_utility_figure(report).savefig("pu.png")  # doctest: +SKIP
     """
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
-    for defense, row in report["defenses"].items():
-        best = row.get("strongest_attack")
-        acc = row["test_accuracy"] if row["test_accuracy"] is not None else row["non_member_accuracy"]
-        if best is None or acc is None:
+    rows = report["defenses"]
+    fpr = "0.001"
+    for candidate in ("0.001", "0.01"):
+        fpr = candidate
+        points = [_privacy_point(r, candidate) for r in rows.values()]
+        if all(p is None or p[2] is None or p[2]["resolved"] for p in points):
+            break
+    floor = 1e-4
+    for defense, row in rows.items():
+        got = _privacy_point(row, fpr)
+        if got is None:
             continue
-        ax.scatter([best["advantage"]], [acc], s=40)
+        acc, best, point = got
+        tpr = best["tpr_at_fpr"].get(fpr) if point is None else point["tpr"]
+        if tpr is None:
+            continue
+        x = max(tpr, floor)
+        if point is not None:
+            lo, hi = point["ci"]
+            ax.errorbar([x], [acc], xerr=[[x - max(lo, floor)], [max(hi, floor) - x]], fmt="o",
+                        capsize=3, markersize=5)
+        else:
+            ax.scatter([x], [acc], s=30)
         label = defense if row.get("epsilon") is None else f"{defense} (ε={row['epsilon']:.1f})"
-        ax.annotate(label, (best["advantage"], acc), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8)
-    ax.set_xlabel("strongest attack advantage (TPR − FPR)")
+        ax.annotate(label, (x, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 2, 1.0)
+    protocol = "bank, adaptive" if any("bank" in r for r in rows.values()) else "single target"
+    ax.set_xlabel(f"strongest attack TPR at {float(fpr) * 100:g} % FPR ({protocol}; log)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Privacy vs utility (up and left is better)")
-    ax.set_xlim(left=0.0)
-    ax.grid(True, alpha=0.3)
+    ax.grid(True, alpha=0.3, which="both")
     fig.tight_layout()
     return fig

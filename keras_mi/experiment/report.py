@@ -41,8 +41,31 @@ def _attack_row(result) -> Dict[str, Any]:
         "auc": float(result.auc), "best_accuracy": float(result.best_accuracy),
         "advantage": float(result.advantage),
         "tpr_at_fpr": {repr(f): tpr.get(f) for f in LOW_FPRS},
+        "low_fpr": {repr(f): result.low_fpr.get(f) for f in LOW_FPRS if f in result.low_fpr},
+        "members_above_all": result.members_above_all,
+        "n_members": int(result.n_members), "n_non_members": int(result.n_non_members),
         "positives": result.positives, "negatives": result.negatives,
     }
+
+
+def _bank_row(reports: Dict[str, Any]) -> Dict[str, Any]:
+    """The bank protocol's numbers of one defense (strongest attack by low-FPR TPR)."""
+    row: Dict[str, Any] = {}
+    for protocol, report in reports.items():
+        if report is None:
+            continue
+        best = report.strongest(by="low_fpr")
+        meta = report.metadata
+        row[protocol] = {
+            "num_models": meta["num_models"], "pairs": meta["pairs"],
+            "strongest_attack": {"name": best.name, **_attack_row(best),
+                                 "per_target": meta["per_target"][best.name]},
+            "attacks": {r.name: _attack_row(r) for r in report.results},
+            "skipped": meta.get("skipped", {}),
+        }
+        if "accuracy" in meta:
+            row["accuracy"] = meta["accuracy"]
+    return row
 
 
 def build_report(config, facts, targets: Dict[str, Dict[str, Any]],
@@ -88,6 +111,8 @@ def build_report(config, facts, targets: Dict[str, Dict[str, Any]],
         if report is not None and attacks:
             best = report.strongest()
             row["strongest_attack"] = {"name": best.name, **_attack_row(best)}
+        if t.get("bank"):
+            row["bank"] = _bank_row(t["bank"])
         defenses[defense] = row
     return {
         "format": FORMAT_VERSION,
@@ -111,6 +136,17 @@ def _fmt_eps(value) -> str:
     return "∞" if value is None else f"{value:.2f}"
 
 
+def _fmt_tpr(attack: Dict[str, Any], fpr: str) -> str:
+    """TPR at ``fpr`` with its interval, or n/a when the negatives cannot resolve it."""
+    point = (attack.get("low_fpr") or {}).get(fpr)
+    if point is None:
+        return _fmt((attack.get("tpr_at_fpr") or {}).get(fpr))
+    if not point["resolved"]:
+        return f"n/a (needs {point['negatives_needed']:,} non-members)"
+    lo, hi = point["ci"]
+    return f"{point['tpr']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def format_table(report: Dict[str, Any], timings: Optional[Dict[str, float]] = None) -> str:
     """The summary table (Markdown), one row per defense.
 
@@ -119,18 +155,58 @@ def format_table(report: Dict[str, Any], timings: Optional[Dict[str, float]] = N
     """
     timings = timings or {}
     head = ("| defense | train acc | test acc | gap | strongest attack | AUC | attack acc | "
-            "advantage | TPR@1%FPR | TPR@0.1%FPR | ε | train time |")
+            "advantage | TPR@1%FPR [95% CI] | TPR@0.1%FPR [95% CI] | members above all "
+            "non-members | ε | train time |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for defense, row in report["defenses"].items():
         best = row.get("strongest_attack", {})
-        tpr = best.get("tpr_at_fpr", {})
         secs = timings.get(f"train/{store.safe_tag(defense)}_s")
+        above = best.get("members_above_all")
         lines.append("| " + " | ".join([
             defense, _fmt(row["train_accuracy"]), _fmt(row["test_accuracy"]),
             _fmt(row["generalization_gap"]), best.get("name", "–"), _fmt(best.get("auc")),
             _fmt(best.get("best_accuracy")), _fmt(best.get("advantage")),
-            _fmt(tpr.get("0.01")), _fmt(tpr.get("0.001")), _fmt_eps(row["epsilon"]),
-            "–" if secs is None else f"{secs:.1f} s"]) + " |")
+            _fmt_tpr(best, "0.01"), _fmt_tpr(best, "0.001"),
+            "–" if above is None else f"{above} of {best.get('n_members')}",
+            _fmt_eps(row["epsilon"]), "–" if secs is None else f"{secs:.1f} s"]) + " |")
+    return "\n".join(lines)
+
+
+def format_bank_table(report: Dict[str, Any], timings: Optional[Dict[str, float]] = None) -> str:
+    """The bank protocol's table (Markdown), or ``""`` when the run had no bank.
+
+    One row per defense and protocol: the strongest attack by TPR at the
+    lowest resolved FPR over the pooled (model, record) pairs, its AUC and
+    TPR with intervals, members above every non-member (pooled, and per
+    target model median and max), the min-max of the per-target TPR@1 %,
+    and the bank models' median test accuracy.
+    """
+    timings = timings or {}
+    rows = [(d, r["bank"]) for d, r in report["defenses"].items() if r.get("bank")]
+    if not rows:
+        return ""
+    head = ("| defense | protocol | models | test acc (median) | strongest attack | AUC | "
+            "TPR@1%FPR [95% CI] | TPR@0.1%FPR [95% CI] | members above all non-members "
+            "(pooled; per model median / max) | per-model TPR@1% (min–max) | bank time |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for defense, bank in rows:
+        acc = bank.get("accuracy", {}).get("population", {}).get("median")
+        secs = timings.get(f"banks/{store.safe_tag(defense)}_s")
+        for protocol in ("adaptive", "non_adaptive"):
+            if protocol not in bank:
+                continue
+            b = bank[protocol]
+            best = b["strongest_attack"]
+            per = best["per_target"]
+            above = per["members_above_all"]
+            tpr1 = per.get("tpr_at_fpr@0.01", {})
+            lines.append("| " + " | ".join([
+                defense, protocol.replace("_", "-"), str(b["num_models"]), _fmt(acc),
+                best["name"], _fmt(best["auc"]), _fmt_tpr(best, "0.01"), _fmt_tpr(best, "0.001"),
+                f"{best['members_above_all']} of {best['n_members']}; "
+                f"{above['median']:g} / {above['max']:g}",
+                f"{_fmt(tpr1.get('min'), 3)}–{_fmt(tpr1.get('max'), 3)}",
+                "–" if secs is None or protocol != "adaptive" else f"{secs:.0f} s"]) + " |")
     return "\n".join(lines)
 
 
@@ -145,9 +221,22 @@ def format_attacks(report: Dict[str, Any]) -> str:
         rows.update(row.get("other_checks", {}))
         for name, a in rows.items():
             parts.append(f"| {name} | {_fmt(a['auc'])} | {_fmt(a['best_accuracy'])} | "
-                         f"{_fmt(a['advantage'])} | {_fmt(a['tpr_at_fpr'].get('0.01'))} | "
-                         f"{_fmt(a['tpr_at_fpr'].get('0.001'))} |")
+                         f"{_fmt(a['advantage'])} | {_fmt_tpr(a, '0.01')} | "
+                         f"{_fmt_tpr(a, '0.001')} |")
         parts.append("")
+        for protocol, b in ((p, row.get("bank", {}).get(p)) for p in ("adaptive", "non_adaptive")):
+            if not b:
+                continue
+            parts.append(f"Bank protocol, {protocol.replace('_', '-')} ({b['num_models']} "
+                         f"models, {b['pairs']:,} pairs):\n")
+            parts.append("| attack | AUC | TPR@1%FPR | TPR@0.1%FPR | members above all |")
+            parts.append("|---|---|---|---|---|")
+            for name, a in b["attacks"].items():
+                parts.append(f"| {name} | {_fmt(a['auc'])} | {_fmt_tpr(a, '0.01')} | "
+                             f"{_fmt_tpr(a, '0.001')} | {a['members_above_all']} |")
+            for name, why in b.get("skipped", {}).items():
+                parts.append(f"| {name} | skipped: {why} | | | |")
+            parts.append("")
     return "\n".join(parts)
 
 
@@ -169,10 +258,21 @@ def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] 
         f"- config sha256: `{report['config_sha256'][:16]}…`; compute time (all sessions): {total:.1f} s",
         "",
         "The strongest attack is chosen by advantage (max TPR − FPR). "
-        "Attack accuracy = 0.5 + advantage/2 on the balanced members/non-members; ε = ∞ means no DP guarantee.",
+        "Attack accuracy = 0.5 + advantage/2 on the balanced members/non-members; ε = ∞ means no DP guarantee. "
+        "TPR@FPR is the largest TPR with FPR ≤ the target, with a 95 % Clopper–Pearson interval; it is n/a when "
+        "the non-members allow fewer than 10 false positives at that FPR.",
         "",
         format_table(report, timings),
         "",
+        *(["## Bank protocol",
+           "",
+           "Each defense's bank: models trained with that defense on random halves of members + "
+           "non-members; each model is the target in turn, attacked with the others (adaptive) or "
+           "with the `none` bank (non-adaptive); (model, record) pairs are pooled. The strongest "
+           "attack is the one with the largest TPR at the lowest resolved FPR.",
+           "",
+           format_bank_table(report, timings),
+           ""] if format_bank_table(report) else []),
         "![ROC](roc.png) ![privacy vs utility](privacy_utility.png)",
         "",
         "## Every attack",

@@ -105,14 +105,28 @@ def load_pool(config: ExperimentConfig, data=None) -> Tuple[np.ndarray, np.ndarr
     return x, y, facts
 
 
-def check_sizes(config: ExperimentConfig, pool_size: int) -> None:
-    """Split sizes must fit in the pool; says by how much they do not."""
+def check_sizes(config: ExperimentConfig, facts: DatasetFacts) -> None:
+    """Split sizes must fit in the pool, and the bank in members + non-members.
+
+    Says by how much they do not; checked before the output folder is claimed.
+    """
     s = config.split
-    if s.total > pool_size:
+    if s.total > facts.pool_size:
         raise ValueError(
             f"Split sizes need {s.total} records (members {s.members} + non_members "
             f"{s.non_members} + reference {s.reference} + test {s.test} + shadow {s.shadow}) but "
-            f"dataset '{config.dataset}' has {pool_size}; shrink them by {s.total - pool_size}.")
+            f"dataset '{config.dataset}' has {facts.pool_size}; shrink them by "
+            f"{s.total - facts.pool_size}.")
+    if config.bank.size:
+        pool = s.members + s.non_members
+        if pool // 2 < 2 * facts.num_classes:
+            raise ValueError(
+                f"The bank pool (members + non_members = {pool}) is too small for "
+                f"{facts.num_classes} classes: each bank model trains on half of it, which "
+                f"needs at least {4 * facts.num_classes} records.")
+        if config.bank.queries == "flip_shift" and len(facts.input_shape) != 3:
+            raise ValueError(f"bank.queries 'flip_shift' needs images (H, W, C); dataset "
+                             f"'{config.dataset}' has inputs {facts.input_shape}; use none.")
 
 
 def _verbosity(verbose: int) -> int:
@@ -151,13 +165,15 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
     validate_names(config, data_given=data is not None)
     out = store.check_writable(out_dir)
     x, y, facts = load_pool(config, data)
-    check_sizes(config, facts.pool_size)
+    check_sizes(config, facts)
     out = store.claim(out, config, overwrite=overwrite)
     fit_verbose = _verbosity(verbose)
     timings = store.load_timings(out)
     attacks = list(config.attacks) if config.attacks is not None else None
     shadows, lira = needs_shadows(config), attacks is not None and "lira" in attacks
-    progress = steps.Progress(1 + 2 * len(config.defenses) + int(shadows) + int(lira), verbose)
+    n_bank = 2 * len(config.defenses) if config.bank.size else 0
+    progress = steps.Progress(1 + 2 * len(config.defenses) + int(shadows) + int(lira) + n_bank,
+                              verbose)
     hook = on_step_saved or (lambda tag: None)
     try:
         split = steps.split_step(config, x, y, out, progress)
@@ -181,27 +197,51 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
                 progress, timings)
             if ran:
                 hook(f"attacks/{tag}")
+        if config.bank.size:
+            _bank_protocol(config, facts, roles, out, progress, timings, targets, hook)
     finally:
         progress.close()
     report = report_mod.build_report(config, facts, targets, split_fingerprint=_fingerprint(split))
     timings = store.save_timing(out, "total_this_session_s", time.perf_counter() - start, timings)
-    curves = {d: t["attacks"].strongest() for d, t in targets.items()
-              if any(r.is_membership for r in t["attacks"].results)}
+    curves = {d: (t["bank"]["adaptive"].strongest(by="low_fpr") if t.get("bank")
+                  else t["attacks"].strongest())
+              for d, t in targets.items() if any(r.is_membership for r in t["attacks"].results)}
     report_mod.write_all(out, report, timings, curves)
     if verbose > 0:
         print(report_mod.format_table(report, timings))
+        bank_table = report_mod.format_bank_table(report, timings)
+        if bank_table:
+            print(f"\nBank protocol ({config.bank.size} models per defense, pairs pooled):\n"
+                  + bank_table)
         print(f"\nReport: {out / 'report.md'} (numbers: report.json, wall times: timings.json)")
     return report
+
+
+def _bank_protocol(config, facts, roles, out, progress, timings, targets, hook) -> None:
+    """Trains every defense's bank, then attacks each (adaptive; non-adaptive vs ``none``)."""
+    banks = {}
+    for defense in config.defenses:
+        banks[defense], trained = steps.bank_step(defense, config, facts, roles, out, progress,
+                                                  timings)
+        if trained:
+            hook(f"banks/{store.safe_tag(defense)}")
+    baseline = banks.get("none") if config.bank.non_adaptive else None
+    for defense in config.defenses:
+        shadow_bank = baseline if defense != "none" else None
+        targets[defense]["bank"] = steps.bank_attack_step(
+            defense, banks[defense], shadow_bank, config, out, progress, timings)
 
 
 def train_lira_shadows(config: ExperimentConfig, out_dir, indices: Sequence[int], *,
                        overwrite: bool = False, verbose: int = 1,
                        data: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> List[int]:
-    """Trains only LiRA shadows ``indices`` of a run: one cluster task each.
+    """Trains only models ``indices`` of a run's banks and LiRA shadows: one cluster task each.
 
-    Every task computes the same split from the config (seeded), trains its
-    shadows on their deterministic random halves and writes one file per
-    shadow into ``out_dir/shadows/lira`` (a shared folder). A later
+    With ``bank.size > 0`` this trains model ``i`` of every defense's bank
+    (``out_dir/banks/<defense>``); with ``lira`` among the attacks, LiRA
+    shadow ``i`` (``out_dir/shadows/lira``). Every task computes the same
+    split from the config (seeded), trains on deterministic random halves
+    and writes one file per model into a shared folder. A later
     :func:`run_experiment` with the same config and folder finds them done
     and only aggregates. With a SLURM array::
 
@@ -220,21 +260,38 @@ def train_lira_shadows(config: ExperimentConfig, out_dir, indices: Sequence[int]
       ...     {"attacks": ["loss", "lira"], "num_lira_shadows": 16})  # doctest: +SKIP
       >>> train_lira_shadows(cfg, "runs/lira", [3])  # doctest: +SKIP
     """
-    if "lira" not in (config.attacks or []):
-        raise ValueError("Shadow jobs train LiRA's shadows: add 'lira' to the attacks "
-                         "(--attacks ... lira) so the final evaluate run uses them.")
+    lira = "lira" in (config.attacks or [])
+    bank = config.bank.size
+    if not (lira or bank):
+        raise ValueError("Shadow jobs train the bank protocol's models (--bank N, i.e. "
+                         "bank.size) or LiRA's shadows (--attacks ... lira); the config asks "
+                         "for neither.")
     validate_names(config, data_given=data is not None)
+    limit = bank or config.num_lira_shadows
+    if lira and bank:
+        limit = min(bank, config.num_lira_shadows)
+    bad = [int(i) for i in indices if not 0 <= int(i) < limit]
+    if bad:
+        raise ValueError(f"Shadow index {bad} out of range: valid 0..{limit - 1} "
+                         f"(bank.size {bank}, num_lira_shadows {config.num_lira_shadows}).")
     out = store.check_writable(out_dir)
     x, y, facts = load_pool(config, data)
-    check_sizes(config, facts.pool_size)
+    check_sizes(config, facts)
     out = store.claim(out, config, overwrite=overwrite)
-    progress = steps.Progress(2, verbose)
+    progress = steps.Progress(1 + int(lira) + (len(config.defenses) if bank else 0), verbose)
     try:
         split = steps.split_step(config, x, y, out, progress)
         roles = {r: (x[getattr(split, r)], y[getattr(split, r)])
-                 for r in ("members", "non_members") if len(getattr(split, r))}
-        steps.lira_step(config, facts, roles, out, _verbosity(verbose), progress,
-                        store.load_timings(out), indices=list(indices))
+                 for r in ("members", "non_members", "reference", "test")
+                 if len(getattr(split, r))}
+        timings = store.load_timings(out)
+        if lira:
+            steps.lira_step(config, facts, roles, out, _verbosity(verbose), progress, timings,
+                            indices=list(indices))
+        if bank:
+            for defense in config.defenses:
+                steps.bank_step(defense, config, facts, roles, out, progress, timings,
+                                indices=list(indices))
     finally:
         progress.close()
     return [int(i) for i in indices]

@@ -242,3 +242,148 @@ def attack_step(tag: str, outputs, attacks: Optional[Sequence[str]], shadow_outp
     # Read back what was saved, so a fresh run and a resumed one report the
     # same (down-sampled) curves.
     return kattacks.AttackReport.from_json(path.read_text()), True
+
+
+def bank_recipe(config: ExperimentConfig, defense: str) -> str:
+    """The recipe label of a defense's bank: its name + a hash of what trains it.
+
+    Two banks share a label only when the defense, data, architecture,
+    training recipe and defense hyper-parameters agree, so a folder can
+    never mix models of different recipes.
+    """
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import json  # pylint: disable=import-outside-toplevel
+
+    d = config.to_dict()
+    keys = ("dataset", "split", "architecture", "training", "seed", "mmd_weight", "mmd_sigma",
+            "mmd_schedule", "mmd_per_class", "mixup_alpha", "dpsgd")
+    text = json.dumps({k: d[k] for k in keys}, sort_keys=True)
+    return f"{defense} {hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+class _FixedLogits:
+    """A "model" that answers ``predict`` with logits computed elsewhere.
+
+    DP-SGD trains in a child process that returns logits, not a model; the
+    bank's files are written from the arrays it was asked about.
+    """
+
+    def __init__(self, pairs):
+        from keras_mi.attacks.shadow_jobs import pool_fingerprint  # pylint: disable=import-outside-toplevel
+
+        self._fingerprint = lambda x: pool_fingerprint((x, np.zeros(len(x), np.int64)))
+        self._logits = {self._fingerprint(x): logits for x, logits in pairs}
+
+    def predict(self, x, batch_size=None, verbose=0):
+        key = self._fingerprint(np.asarray(x))
+        if key not in self._logits:
+            raise ValueError("DP-SGD bank models answer only for the pool and the population.")
+        return self._logits[key]
+
+
+def bank_train_fn(defense: str, config: ExperimentConfig, facts,
+                  roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path):
+    """``train_fn(x, y, seed) -> model`` that trains one bank model *with* ``defense``."""
+    kind, _ = parse_defense(defense)
+    pool_x = np.concatenate([roles["members"][0], roles["non_members"][0]])
+    pool_y = np.concatenate([roles["members"][1], roles["non_members"][1]])
+
+    def train_fn(x, y, seed):
+        if kind != "dpsgd":
+            return train_keras_defense(defense, config, {"train": (x, y),
+                                                         "reference": roles.get("reference")},
+                                       facts.input_shape, facts.num_classes, facts.architecture,
+                                       int(seed), verbose=0).model
+        work = out / "banks" / f"{store.safe_tag(defense)}_work_{seed}"
+        data = {"eval": {"members": (x, y), "non_members": (pool_x, pool_y),
+                         "test": roles["test"]}, "work_dir": str(work)}
+        trained = train_dpsgd_defense(defense, config, data, facts.input_shape,
+                                      facts.num_classes, facts.architecture, int(seed))
+        import shutil  # pylint: disable=import-outside-toplevel
+
+        shutil.rmtree(work, ignore_errors=True)
+        return _FixedLogits([(pool_x, trained.outputs.logits["non_members"]),
+                             (roles["test"][0], trained.outputs.logits["test"])])
+
+    return train_fn
+
+
+def bank_step(defense: str, config: ExperimentConfig, facts,
+              roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
+              progress: Progress, timings: Dict[str, float],
+              indices: Optional[Sequence[int]] = None):
+    """Trains the missing models of one defense's bank (or only ``indices``); loads it.
+
+    The bank's models train with the defense itself (the adaptive attacker
+    knows the training algorithm), on random halves of members +
+    non-members, and are queried on that pool and on the test split
+    (RMIA's population). One file per model, so an interruption loses at
+    most the model in training; every defense's bank uses the same halves.
+
+    Returns:
+      ``(bank, trained)``: the :class:`~keras_mi.attacks.shadow_jobs.ShadowBank`
+      (None when ``indices`` asked for only part of it) and whether any
+      model was trained in this call.
+    """
+    from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import lira, shadow_jobs  # pylint: disable=import-outside-toplevel
+
+    b, tag = config.bank, store.safe_tag(defense)
+    folder = out / "banks" / tag
+    label = f"bank of {b.size} for {defense}"
+    progress.step(label)
+    pool = lira.lira_pool(roles["members"], roles["non_members"])
+    wanted = list(range(b.size)) if indices is None else [int(i) for i in indices]
+    todo = [i for i in wanted if not shadow_jobs.shadow_path(folder, i).exists()]
+    recipe = bank_recipe(config, defense)
+    queries = kbank.flip_shift_queries(b.query_shift) if b.queries == "flip_shift" else None
+    t0 = time.perf_counter()
+    if todo:
+        progress.write(f"Training {len(todo)} model(s) of the '{defense}' bank "
+                       f"({b.size} in all, {len(pool[1]) // 2} records each)")
+    kbank.train_bank(bank_train_fn(defense, config, facts, roles, out), pool, folder,
+                     num_models=b.size, population=roles["test"], queries=queries,
+                     recipe=recipe, seed=model_seed(config.seed, "bank"), indices=todo,
+                     verbose=1 if progress.verbose else 0)
+    if todo:
+        store.save_timing(out, f"banks/{tag}_s", timings.get(f"banks/{tag}_s", 0.0)
+                          + time.perf_counter() - t0, timings)
+        progress.step(label, done=True)
+    else:
+        progress.skip(label)
+    progress.advance()
+    if indices is not None:
+        return None, bool(todo)
+    return kbank.load_bank(folder, num_models=b.size, pool=pool, recipe=recipe), bool(todo)
+
+
+def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
+                     out: pathlib.Path, progress: Progress, timings: Dict[str, float]):
+    """The bank protocol's attacks on one defense (adaptive, and non-adaptive when asked).
+
+    Returns:
+      ``{"adaptive": AttackReport, "non_adaptive": AttackReport or None}``.
+    """
+    from keras_mi import attacks as kattacks  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
+
+    b, tag = config.bank, store.safe_tag(defense)
+    progress.step(f"bank attacks {tag}")
+    done = {}
+    for protocol, shadows in (("adaptive", None), ("non_adaptive", shadow_bank)):
+        if protocol == "non_adaptive" and shadows is None:
+            done[protocol] = None
+            continue
+        path = out / "attacks" / f"bank_{tag}{'' if protocol == 'adaptive' else '_non_adaptive'}.json"
+        if not path.exists():
+            t0 = time.perf_counter()
+            report = kbank.attack_bank(bank, shadow_bank=shadows, lira_center=b.lira_center,
+                                       rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a)
+            report.metadata["accuracy"] = kbank.model_accuracies(bank)
+            store.write_text(path, report.to_json(indent=1) + "\n")
+            store.save_timing(out, f"attacks/bank_{tag}_{protocol}_s",
+                              time.perf_counter() - t0, timings)
+        done[protocol] = kattacks.AttackReport.from_json(path.read_text())
+    progress.step(f"bank attacks {tag}", done=True)
+    progress.advance()
+    return done

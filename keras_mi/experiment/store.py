@@ -11,6 +11,7 @@ Layout of ``out_dir``::
                        present meta file means the model is complete
     attacks/<tag>.json the AttackReport of each target (with ROC curves)
     shadows/...        shadow models' outputs (attacks that need them)
+    banks/<tag>/       the bank protocol's models of each defense (one npz each)
     report.json        every number, deterministic (no wall times)
     timings.json       wall times (kept apart so report.json is reproducible)
     report.md, roc.png, privacy_utility.png
@@ -34,7 +35,7 @@ from keras_mi._atomic import atomic_write, atomic_write_text  # noqa: F401  (re-
 #: Names this package creates inside an output folder (and only these are
 #: removed by ``overwrite=True``).
 OWNED = ("config.json", "config.sha256", "split.json", "models", "outputs", "meta", "attacks",
-         "shadows", "report.json", "timings.json", "report.md", "roc.png",
+         "shadows", "banks", "report.json", "timings.json", "report.md", "roc.png",
          "privacy_utility.png")
 
 

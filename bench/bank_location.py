@@ -1,0 +1,147 @@
+"""The bank protocol on Location: every defense of the ``location`` preset, 2 seeds.
+
+For each seed, runs ``keras-mi evaluate`` (the ``location`` preset, its five
+defenses) with ``bank.size = --bank``: each defense gets a bank of models
+trained *with that defense* on random halves of its 2,000 members +
+non-members; every model is attacked with the others (adaptive) and with the
+``none`` bank (non-adaptive), LiRA and RMIA (test split as the population),
+and the (model, record) pairs are pooled. Prints one table row per
+(defense, protocol, seed) and the median over seeds; writes
+``results.json`` into ``--out`` (runs resume from there).
+
+  python bench/bank_location.py --quick                 # CI: tiny banks, < 2 min
+  python bench/bank_location.py --out docs/results/bank_location/runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny run for CI (< 2 min)")
+    p.add_argument("--bank", type=int, default=None, help="models per bank (default 16)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1")
+    p.add_argument("--defenses", nargs="+", default=None,
+                   help="default: the location preset's five")
+    p.add_argument("--dp-microbatches", type=int, default=None,
+                   help="DP-SGD clipping per microbatch (dpsgd.num_microbatches); default "
+                        "per-example clipping")
+    p.add_argument("--data-dir", default=None, help="folder with location.tgz "
+                   "(default $KERAS_MI_DATA_DIR)")
+    p.add_argument("--out", default=None, help="run folders and results.json (resumable); "
+                   "default a temporary folder")
+    args = p.parse_args(argv)
+    args.bank = args.bank or (4 if args.quick else 16)
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1])
+    args.defenses = args.defenses or (["none", "mmd"] if args.quick else None)
+    return args
+
+
+def config_for(args, seed):
+    from keras_mi.experiment import get_preset
+
+    overrides = {"seed": seed, "bank.size": args.bank}
+    if args.defenses:
+        overrides["defenses"] = list(args.defenses)
+    if args.dp_microbatches:
+        overrides["dpsgd.num_microbatches"] = args.dp_microbatches
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if args.quick:
+        overrides.update({"training.epochs": 3, "split.members": 300, "split.non_members": 300,
+                          "split.reference": 300, "split.test": 300, "split.shadow": 0,
+                          "attacks": ["loss"]})
+    return get_preset("location").with_overrides(overrides)
+
+
+def rows_of(report, seed, timings):
+    from keras_mi.experiment.store import safe_tag
+
+    rows = []
+    for defense, row in report["defenses"].items():
+        bank = row.get("bank", {})
+        acc = bank.get("accuracy", {}).get("population", {}).get("median")
+        for protocol in ("adaptive", "non_adaptive"):
+            if protocol not in bank:
+                continue
+            b = bank[protocol]
+            for name, a in b["attacks"].items():
+                rows.append({
+                    "seed": seed, "defense": defense, "protocol": protocol, "attack": name,
+                    "strongest": name == b["strongest_attack"]["name"],
+                    "auc": a["auc"], "low_fpr": a["low_fpr"],
+                    "members_above_all": a["members_above_all"], "pairs": b["pairs"],
+                    "test_accuracy": acc, "single_target_test_accuracy": row["test_accuracy"],
+                    "bank_s": timings.get(f"banks/{safe_tag(defense)}_s")})
+    return rows
+
+
+def fmt_tpr(point):
+    if not point["resolved"]:
+        return "n/a"
+    lo, hi = point["ci"]
+    return f"{point['tpr']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_mi.experiment import run_experiment
+
+    out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="bank_location_"))
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows = []
+    for seed in args.seeds:
+        folder = out / f"seed{seed}"
+        print(f"== seed {seed}: bank of {args.bank} per defense -> {folder}", flush=True)
+        report = run_experiment(config_for(args, seed), folder, verbose=1)
+        timings = json.loads((folder / "timings.json").read_text())
+        rows.extend(rows_of(report, seed, timings))
+    print(f"\n## Bank protocol, Location ({args.bank} models per defense, seeds {args.seeds})\n")
+    print("| defense | protocol | seed | test acc | strongest attack | AUC | TPR@1% [95% CI] | "
+          "TPR@0.1% [95% CI] | members above all (pooled) | bank s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in (r for r in rows if r["strongest"]):
+        print(f"| {r['defense']} | {r['protocol']} | {r['seed']} | {r['test_accuracy']:.3f} | "
+              f"{r['attack']} | {r['auc']:.3f} | {fmt_tpr(r['low_fpr']['0.01'])} | "
+              f"{fmt_tpr(r['low_fpr']['0.001'])} | {r['members_above_all']} | "
+              f"{'–' if r['bank_s'] is None or r['protocol'] != 'adaptive' else round(r['bank_s'])} |")
+    print("\n### Medians over seeds (strongest attack of each seed)\n")
+    print("| defense | protocol | test acc | AUC | TPR@1% | TPR@0.1% | members above all |")
+    print("|---|---|---|---|---|---|---|")
+    keys = sorted({(r["defense"], r["protocol"]) for r in rows},
+                  key=lambda k: ([r["defense"] for r in rows].index(k[0]), k[1]))
+    for defense, protocol in keys:
+        best = [r for r in rows if r["strongest"] and r["defense"] == defense
+                and r["protocol"] == protocol]
+        med = lambda f: float(np.median([f(r) for r in best]))  # noqa: E731
+
+        def tpr(fpr):
+            if not all(r["low_fpr"][fpr]["resolved"] for r in best):
+                return "n/a"
+            return f"{med(lambda r: r['low_fpr'][fpr]['tpr']):.3f}"
+
+        print(f"| {defense} | {protocol} | {med(lambda r: r['test_accuracy']):.3f} | "
+              f"{med(lambda r: r['auc']):.3f} | {tpr('0.01')} | {tpr('0.001')} | "
+              f"{med(lambda r: r['members_above_all']):.0f} |")
+    total = time.perf_counter() - start
+    print(f"\ntotal wall time {total:.0f}s; command: python bench/bank_location.py "
+          + " ".join(sys.argv[1:]))
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows,
+                                                  "total_s": total}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The bank protocol inside keras-mi evaluate: adaptive banks, cluster jobs, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_mi import cli
+from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, run_experiment
+from keras_mi.experiment.config import BankSettings
+
+pytestmark = pytest.mark.slow
+
+
+def _synthetic(n, seed):
+    """A noisy 3-class task on 8 Gaussian features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = np.digitize(x[:, 0] + 0.5 * rng.normal(size=n), [-0.5, 0.5]).astype(np.int64)
+    return x, y
+
+
+def _config(**bank):
+    return ExperimentConfig(
+        dataset="synthetic",
+        split=SplitSizes(members=60, non_members=60, reference=60, test=40, shadow=0),
+        architecture="mlp_tanh", training=TrainingRecipe(epochs=1, batch_size=30),
+        defenses=["none", "mmd"], attacks=["loss"], mmd_weight=1.0, mmd_sigma=0.1, seed=0,
+        bank=BankSettings(**{"size": 4, **bank}))
+
+
+def test_adaptive_bank_trains_with_the_defense_and_resumes(tmp_path, monkeypatch):
+    import keras_mi.training as training
+
+    built = []
+    original = training.MMDModel
+
+    class CountingMMDModel(original):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs.get("weight"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(training, "MMDModel", CountingMMDModel)
+    x, y = _synthetic(300, seed=1)
+    seen = []
+    report = run_experiment(_config(), tmp_path, data=(x, y), verbose=0, on_step_saved=seen.append)
+    # One MMD target + four MMD bank models; the none bank builds none.
+    assert built == [1.0] * 5
+    assert seen == ["none", "mmd", "attacks/none", "attacks/mmd", "banks/none", "banks/mmd"]
+    for defense in ("none", "mmd"):
+        assert len(list((tmp_path / "banks" / defense).glob("shadow_*.npz"))) == 4
+    mmd = report["defenses"]["mmd"]["bank"]
+    assert mmd["adaptive"]["num_models"] == 4 and mmd["adaptive"]["pairs"] == 4 * 120
+    assert "non_adaptive" in mmd and "non_adaptive" not in report["defenses"]["none"]["bank"]
+    best = mmd["adaptive"]["strongest_attack"]
+    assert best["n_members"] == best["n_non_members"] == 240
+    assert not best["low_fpr"]["0.001"]["resolved"]  # 240 non-member pairs
+    assert len(best["per_target"]["auc"]["values"]) == 4
+    bank_files = json.loads((tmp_path / "attacks" / "bank_mmd_non_adaptive.json").read_text())
+    assert bank_files["metadata"]["shadow_recipe"].startswith("none ")
+    assert bank_files["metadata"]["recipe"].startswith("mmd ")
+    md = (tmp_path / "report.md").read_text()
+    assert "## Bank protocol" in md and "non-adaptive" in md
+
+    # Losing one bank model: only it is trained again, the report is identical.
+    before = (tmp_path / "report.json").read_bytes()
+    (tmp_path / "banks" / "mmd" / "shadow_0002.npz").unlink()
+    (tmp_path / "attacks" / "bank_mmd.json").unlink()
+    (tmp_path / "attacks" / "bank_mmd_non_adaptive.json").unlink()
+    built.clear()
+    seen.clear()
+    run_experiment(_config(), tmp_path, data=(x, y), verbose=0, on_step_saved=seen.append)
+    assert built == [1.0] and seen == ["banks/mmd"]
+    assert (tmp_path / "report.json").read_bytes() == before
+
+
+def test_bank_jobs_per_index_then_evaluate_only_aggregates(tmp_path, monkeypatch):
+    from keras_mi.experiment import runner
+
+    x, y = _synthetic(300, seed=2)
+    cfg = _config()
+    runner.train_lira_shadows(cfg, tmp_path, [0, 1], data=(x, y), verbose=0)
+    runner.train_lira_shadows(cfg, tmp_path, [2, 3], data=(x, y), verbose=0)
+    for defense in ("none", "mmd"):
+        assert len(list((tmp_path / "banks" / defense).glob("shadow_*.npz"))) == 4
+
+    def no_training(*_a, **_k):
+        raise AssertionError("evaluate must only aggregate the bank")
+
+    seen = []
+    monkeypatch.setattr("keras_mi.attacks.shadow_jobs.predict_logits", no_training)
+    run_experiment(cfg, tmp_path, data=(x, y), verbose=0, on_step_saved=seen.append)
+    assert not any(s.startswith("banks/") for s in seen)
+    with pytest.raises(ValueError, match="out of range"):
+        runner.train_lira_shadows(cfg, tmp_path, [4], data=(x, y), verbose=0)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--bank", "5"], "even number from 4 to 256"),
+    (["--bank", "2"], "even number from 4 to 256"),
+    (["--bank", "4", "--set", "split.members=10", "--set", "split.non_members=10"],
+     "bank pool"),
+    (["--bank", "4", "--set", "bank.rmia_gamma=0"], "rmia_gamma"),
+    (["--bank", "4", "--set", "bank.queries=flip_shift", "--defenses", "none"], "needs images"),
+    (["--bank", "4", "--set", "split.test=0"], "population"),
+    (["--bank", "4", "--set", "bank.non_adaptive=maybe"], "true or false"),
+])
+def test_bad_bank_settings_fail_before_the_folder_is_claimed(tmp_path, capsys, data_dir,
+                                                             overrides, message):
+    out = tmp_path / "run"
+    code = cli.main(["evaluate", "--out", str(out), "--data-dir", str(data_dir),
+                     "--epochs", "1", "--quiet", *overrides])
+    assert code == cli.EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
