@@ -23,6 +23,33 @@ SPLITS = ("members", "non_members", "reference", "test", "shadow")
 REQUIRED_SPLITS = ("members", "non_members")
 
 
+def looks_like_probabilities(outputs, atol: float = 1e-3) -> bool:
+    """True when every row of ``outputs`` is non-negative and sums to 1.
+
+    Softmax outputs always pass; logits of a trained or freshly initialised
+    model essentially never do on more than a row or two.
+
+    Example:
+      >>> looks_like_probabilities(np.array([[0.25, 0.75], [1.0, 0.0]]))
+      True
+    """
+    out = np.asarray(outputs, dtype=np.float64)
+    if out.ndim < 2 or out.shape[-1] < 2 or not out.size:
+        return False
+    return bool(np.all(out >= 0.0) and np.allclose(out.sum(axis=-1), 1.0, atol=atol))
+
+
+def probabilities_to_logits(probs) -> np.ndarray:
+    """``log(p)``: logits whose softmax is ``p`` (zeros clipped to float32's tiny).
+
+    Example:
+      >>> np.exp(probabilities_to_logits([[0.25, 0.75]])).round(2).tolist()
+      [[0.25, 0.75]]
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    return np.log(np.clip(probs, np.finfo(np.float32).tiny, None)).astype(np.float32)
+
+
 @dataclasses.dataclass
 class ModelOutputs:
     """Logits and integer labels of one model on each split.

@@ -211,15 +211,43 @@ def run(outputs: ModelOutputs, attacks: Optional[Iterable[str]] = None,
 
 
 def run_on_model(model, members, non_members, reference=None, attacks=None,
-                 shadow_outputs=None, batch_size: int = 1024, **kwargs) -> AttackReport:
-    """:func:`run` on a Keras model (ending in logits) and ``(x, y)`` pairs.
+                 shadow_outputs=None, batch_size: int = 1024, from_logits: bool = True,
+                 **kwargs) -> AttackReport:
+    """:func:`run` on a Keras model and ``(x, y)`` pairs.
+
+    Args:
+      model: A Keras model ending in logits (or in softmax, with
+        ``from_logits=False``).
+      members, non_members, reference: ``(x, y)`` pairs (``reference`` optional).
+      attacks, shadow_outputs, **kwargs: As for :func:`run`.
+      batch_size: Batch size of ``model.predict``.
+      from_logits: ``False`` when the model outputs probabilities; they are
+        turned into logits ``log(p)`` (same softmax, so same attack scores).
+
+    Returns:
+      The :class:`AttackReport` of :func:`run`.
+
+    Raises:
+      ValueError: ``from_logits=True`` but every output row is non-negative
+        and sums to 1 (a softmax model).
 
     Example:
       >>> report = run_on_model(model, (x_train, y_train), (x_test, y_test))  # doctest: +SKIP
       >>> print(report.summary())  # doctest: +SKIP
     """
+    from keras_mi.outputs import looks_like_probabilities, probabilities_to_logits
+
     outputs = ModelOutputs.from_model(model, batch_size=batch_size, members=members,
                                       non_members=non_members, reference=reference)
+    if not from_logits:
+        outputs = ModelOutputs(
+            logits={k: probabilities_to_logits(v) for k, v in outputs.logits.items()},
+            labels=outputs.labels)
+    elif all(looks_like_probabilities(v) for v in outputs.logits.values()):
+        raise ValueError(
+            "run_on_model expects logits, but the model's outputs are non-negative and sum to 1 "
+            "per row (it ends in softmax): pass from_logits=False, or a model without the final "
+            "softmax.")
     return run(outputs, attacks=attacks, shadow_outputs=shadow_outputs, **kwargs)
 
 

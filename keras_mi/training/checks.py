@@ -7,6 +7,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_mi.outputs import looks_like_probabilities
 from keras_mi.training.reference import ReferenceSet
 from keras_mi.training.reference import labels_to_int
 
@@ -48,22 +49,39 @@ def _is_tf_dataset(x) -> bool:
 
 
 def _ensure_built(model):
-    """Builds the wrapped model on one reference row if needed."""
-    if model.num_classes is None:
-        one = keras.tree.map_structure(lambda t: t[:1], model.reference.x)
-        model.model(one)
+    """Builds the wrapped model on a few reference rows and checks its outputs.
+
+    Measures the output width of models without a static output shape
+    (subclassed models) and refuses softmax outputs when the wrapper was
+    told to expect logits.
+    """
+    rows = keras.tree.map_structure(lambda t: t[:8], model.reference.x)
+    out = model.model(rows, training=False)
+    if model.num_classes is None and len(out.shape) == 2 and out.shape[-1] is not None:
+        model._output_width = int(out.shape[-1])
+    # The wrapper owns no weights: it is built when the wrapped model is.
+    model.built = model.built or model.model.built
     k = model.num_classes
     if k is None:
-        raise ValueError("Cannot infer the number of classes from the wrapped model's output shape.")
+        raise ValueError(
+            "Cannot infer the number of classes: the wrapped model must output (batch, classes); "
+            f"on reference rows it returned shape {tuple(out.shape)}."
+        )
+    if model.from_logits and looks_like_probabilities(keras.ops.convert_to_numpy(out)):
+        raise ValueError(
+            "The wrapped model's outputs are non-negative and sum to 1 per row: it ends in softmax, "
+            "but MMDModel expects logits (from_logits=True). Pass MMDModel(..., from_logits=False) "
+            "and a loss with from_logits=False, or remove the final softmax."
+        )
     if model.reference.num_classes != k:
         ref = model.reference
         if ref.num_classes > k:
             raise ValueError(
                 f"Reference labels go up to class {ref.num_classes - 1} but the model has {k} outputs."
             )
-        model._reference = ReferenceSet.create(
+        model._use_reference(ReferenceSet.create(
             ref.x, keras.ops.convert_to_numpy(ref.labels), num_classes=k, seed=model.seed
-        )
+        ))
     return k
 
 

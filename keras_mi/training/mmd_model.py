@@ -36,9 +36,14 @@ Design:
   the batch (the gradient is the mean of the per-replica MMD² gradients),
   like the per-replica cross-entropy.
 * The reference set is not a Keras variable and is not saved (see
-  `keras_mi.training.reference`). On JAX it is compiled into the train
-  function as a constant, which is fine for tabular reference sets but
-  slows compilation for very large image sets.
+  `keras_mi.training.reference`). The traced train and test functions hold
+  it as a constant (on JAX compiled in, which is fine for tabular reference
+  sets but slows compilation for very large image sets), so `set_reference`
+  rebuilds them: the next `fit`/`evaluate` retraces with the new set.
+* The wrapped model may be Sequential, Functional or subclassed (its output
+  width is then measured on reference rows at `fit`); it must output logits
+  unless ``from_logits=False``: `fit` refuses outputs that are non-negative
+  and sum to 1 per row.
 
 Choosing λ: the reference outputs come from the model being trained, so the
 MMD target moves with it. With ``schedule="summed"`` a large λ can run away:
@@ -155,6 +160,16 @@ class MMDModel(keras.Model):
         # the MMD-only passes of the "paper" schedule (see schedules.py).
         self._mmd_only = False
         self._reference = None
+        # Bumped by every new reference set; `PaperSchedule` drops its cached
+        # MMD-only train function when it changes.
+        self._reference_version = 0
+        # Output width of a wrapped model without `output_shape` (subclassed
+        # models), measured by `checks.check_before_fit`.
+        self._output_width = None
+        # The wrapper adds no weights of its own: it is built once the wrapped
+        # model is (`BackupAndRestore` and `load_weights` check `built`).
+        if model.built:
+            self.built = True
         if reference is not None:
             self.set_reference(*reference)
 
@@ -165,7 +180,8 @@ class MMDModel(keras.Model):
         try:
             shape = self.model.output_shape
         except (AttributeError, ValueError):
-            return None
+            # Subclassed models have no static output shape.
+            return self._output_width
         return None if shape is None or shape[-1] is None else int(shape[-1])
 
     @property
@@ -176,23 +192,53 @@ class MMDModel(keras.Model):
     def set_reference(self, x, y):
         """Sets (or replaces) the reference set ``(x, y)``; validates it.
 
+        Takes effect at the next train or test step, also after ``fit`` or
+        ``evaluate`` have already run (their traced functions are rebuilt)
+        and on a model loaded from ``.keras`` (which has no reference set).
+
+        Args:
+            x: Reference inputs (array or structure of arrays), preprocessed
+                like the training inputs.
+            y: Int labels or one-hot rows.
+
+        Returns:
+            ``self``.
+
         Example:
 
         >>> model.set_reference(x_val, y_val)  # doctest: +SKIP
         """
         # Wrap in a plain attribute holder: Keras does not track it, so it
         # is neither a weight nor saved.
-        self._reference = ReferenceSet.create(x, y, num_classes=self.num_classes, seed=self.seed)
+        reference = ReferenceSet.create(x, y, num_classes=self.num_classes, seed=self.seed)
         if self.num_classes is not None:
-            shape = getattr(self.model, "input_shape", None)
-            if isinstance(shape, tuple) and len(self._reference.feature_shapes) == 1:
+            try:
+                shape = self.model.input_shape
+            except (AttributeError, ValueError):  # subclassed models have none
+                shape = None
+            if isinstance(shape, tuple) and len(reference.feature_shapes) == 1:
                 want = tuple(shape[1:])
-                got = self._reference.feature_shapes[0]
+                got = reference.feature_shapes[0]
                 if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
                     raise ValueError(
                         f"Reference inputs have per-example shape {got} but the model expects {want}."
                     )
+        self._use_reference(reference)
         return self
+
+    def _use_reference(self, reference):
+        """Makes ``reference`` the set that the next train/test step reads.
+
+        A train or test function traced earlier holds the old reference
+        tensors as constants (TensorFlow graph, JAX jit), so both are
+        rebuilt; they retrace on their next call.
+        """
+        self._reference = reference
+        self._reference_version += 1
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+        if self.test_function is not None:
+            self.make_test_function(force=True)
 
     # ----------------------------------------------------------------- model
     def build(self, input_shape):

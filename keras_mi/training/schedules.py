@@ -19,6 +19,8 @@ paper does (its validation set *is* the reference set).
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 
@@ -74,6 +76,23 @@ def iterate_batches(x, y, batch_size=None, steps=None, seed=None):
         yield keras.tree.map_structure(_to_numpy, batch[0]), _to_numpy(batch[1])
 
 
+def _training_rows(x, y, fit_kwargs):
+    """``(x, y)`` without the rows ``fit`` holds out for ``validation_split``.
+
+    Keras validates on the last ``validation_split`` fraction of array
+    inputs when no ``validation_data`` is given; the MMD-only pass must not
+    walk those rows. Datasets and generators cannot be split by ``fit``.
+    """
+    split = fit_kwargs.get("validation_split") or 0.0
+    if not split or fit_kwargs.get("validation_data") is not None or y is None:
+        return x, y
+    if hasattr(x, "element_spec") or isinstance(x, keras.utils.PyDataset):
+        return x, y
+    n = int(np.shape(keras.tree.flatten(x)[0])[0])
+    keep = int(math.floor(n * (1.0 - float(split))))  # the split point of fit
+    return keras.tree.map_structure(lambda t: t[:keep], x), y[:keep]
+
+
 class PaperSchedule(AccuracyGap):
     """Runs an MMD-only pass after each epoch whose accuracy gap is large.
 
@@ -86,7 +105,8 @@ class PaperSchedule(AccuracyGap):
             `PyDataset`).
         y: The ``y`` given to ``fit`` (arrays) or ``None``.
         fit_kwargs: The other ``fit`` arguments (``batch_size``,
-            ``steps_per_epoch``, ``shuffle`` are used).
+            ``steps_per_epoch``, ``shuffle`` are used; with
+            ``validation_split`` the MMD-only pass skips the held-out rows).
         accuracy: Log key of the train accuracy.
 
     Example:
@@ -96,10 +116,11 @@ class PaperSchedule(AccuracyGap):
 
     def __init__(self, x, y, fit_kwargs, accuracy=None):
         super().__init__(accuracy=accuracy)
-        self.x = x
-        self.y = y
         self.fit_kwargs = dict(fit_kwargs)
+        self.x, self.y = _training_rows(x, y, self.fit_kwargs)
         self._mmd_train_function = None
+        # `MMDModel._reference_version` the cached function was traced with.
+        self._mmd_reference_version = None
 
     def _reference_accuracy(self):
         model = self.model
@@ -138,6 +159,9 @@ class PaperSchedule(AccuracyGap):
             seed=seed,
         )
         fit_function = model.train_function
+        if self._mmd_reference_version != model._reference_version:
+            # Traced with an older reference set (held as constants).
+            self._mmd_train_function = None
         model.train_function = self._mmd_train_function
         model._mmd_only = True
         values = []
@@ -146,6 +170,7 @@ class PaperSchedule(AccuracyGap):
                 out = model.train_on_batch(xb, yb, return_dict=True)
                 values.append(float(out["mmd"]))
             self._mmd_train_function = model.train_function
+            self._mmd_reference_version = model._reference_version
         finally:
             model._mmd_only = False
             model.train_function = fit_function
