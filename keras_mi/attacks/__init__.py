@@ -8,11 +8,12 @@ Example:
   >>> print(report.summary())  # doctest: +SKIP
 """
 
-from keras_mi.attacks.metrics import (DEFAULT_FPR_TARGETS, advantage, attack_metrics, auc,
-                                      best_accuracy, best_threshold, roc_curve, tpr_at_fpr,
-                                      tpr_at_fprs)
+from keras_mi.attacks.metrics import (DEFAULT_FPR_TARGETS, MIN_FALSE_POSITIVES, advantage,
+                                      attack_metrics, auc, best_accuracy, best_threshold,
+                                      clopper_pearson, low_fpr_point, members_above_all,
+                                      roc_curve, tpr_at_fpr, tpr_at_fprs)
 from keras_mi.attacks.results import (AttackReport, AttackResult, AttackType, downsample_roc,
-                                      evaluate_scores)
+                                      evaluate_scores, format_low_fpr)
 from keras_mi.attacks.runner import (ATTACKS, AttackSpec, available_attacks, register_attack,
                                      run, run_on_model, summarize)
 from keras_mi.attacks.scores import (SCORE_NAMES, compute_scores, confidence_score,
@@ -44,6 +45,15 @@ _LAZY = {
     "lira_pool": "keras_mi.attacks.lira",
     "logit_confidence": "keras_mi.attacks.lira",
     "run_lira": "keras_mi.attacks.lira",
+    # The bank protocol and RMIA (NumPy; Keras only inside train functions).
+    "BANK_ATTACKS": "keras_mi.attacks.bank",
+    "attack_bank": "keras_mi.attacks.bank",
+    "flip_shift_queries": "keras_mi.attacks.bank",
+    "load_bank": "keras_mi.attacks.bank",
+    "model_accuracies": "keras_mi.attacks.bank",
+    "train_bank": "keras_mi.attacks.bank",
+    "rmia_scores": "keras_mi.attacks.rmia",
+    "tune_offline_a": "keras_mi.attacks.rmia",
     "plot_roc": "keras_mi.attacks.plots",
     "plot_score_histograms": "keras_mi.attacks.plots",
 }
@@ -57,7 +67,9 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ATTACKS", "AttackMonitor", "AttackReport", "AttackResult", "AttackSpec", "AttackType",
+    "ATTACKS", "BANK_ATTACKS", "MIN_FALSE_POSITIVES", "attack_bank", "clopper_pearson",
+    "flip_shift_queries", "format_low_fpr", "load_bank", "low_fpr_point", "members_above_all",
+    "model_accuracies", "rmia_scores", "train_bank", "tune_offline_a", "AttackMonitor", "AttackReport", "AttackResult", "AttackSpec", "AttackType",
     "DEFAULT_FPR_TARGETS", "SCORE_NAMES", "advantage", "attack_metrics", "auc",
     "available_attacks", "best_accuracy", "best_threshold", "class_threshold_attack",
     "compute_scores", "confidence_score", "correctness", "downsample_roc", "entropy_score",

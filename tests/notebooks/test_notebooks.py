@@ -19,7 +19,7 @@ NOTEBOOKS = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 SMOKE = {
     "01_quickstart": {"members": 300, "epochs": 2},
     "02_attack_catalogue": {"members": 300, "epochs": 2, "num_shadow_models": 2,
-                            "num_lira_shadows": 4},
+                            "num_lira_shadows": 4, "bank_size": 4},
     "03_mmd_mixup_vs_dpsgd": {"members": 300, "epochs": 2, "epsilons": [1.0, 8.0]},
 }
 
