@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -408,7 +408,9 @@ def train_dpsgd_keras(model, x, y, *, noise_multiplier: Optional[float] = None,
                       momentum: float = 0.0, sampling: str = "poisson",
                       delta: Optional[float] = None, accountant: str = "rdp",
                       seed: int = 0, overflow_probability: float = 1e-6,
-                      per_example: str = "auto", verbose: int = 0) -> DPSGDKerasResult:
+                      per_example: str = "auto", verbose: int = 0,
+                      on_epoch_end: Optional[Callable[[int, dict], None]] = None
+                      ) -> DPSGDKerasResult:
     """Trains a Keras 3 model (JAX backend) in place with DP-SGD.
 
     Args:
@@ -435,6 +437,10 @@ def train_dpsgd_keras(model, x, y, *, noise_multiplier: Optional[float] = None,
       per_example: ``"auto"``, ``"vmap"`` or ``"dense"``; see
         :func:`make_clipped_gradient_sum` (same update, different speed).
       verbose: 1 prints one line per epoch.
+      on_epoch_end: called as ``on_epoch_end(epoch, logs)`` after each epoch
+        (outside its timing) with ``logs`` holding that epoch's ``loss``,
+        ``clipped_fraction`` and ``epoch_time_s``; the model's weights are not
+        updated until training ends.
 
     Returns:
       A :class:`DPSGDKerasResult`; the model's weights hold the result.
@@ -582,6 +588,9 @@ def train_dpsgd_keras(model, x, y, *, noise_multiplier: Optional[float] = None,
             print(f"[dpsgd_keras] epoch {epoch + 1}/{epochs} loss "
                   f"{history['loss'][-1]:.4f} clipped {history['clipped_fraction'][-1]:.2f} "
                   f"{epoch_times[-1]:.2f}s", flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, {"loss": history["loss"][-1], "epoch_time_s": epoch_times[-1],
+                                 "clipped_fraction": history["clipped_fraction"][-1]})
 
     for variable, value in zip(model.trainable_variables, trainable):
         variable.assign(value)

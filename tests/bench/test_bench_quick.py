@@ -102,6 +102,22 @@ def test_gpu_cifar10_runs_on_jax_without_tensorflow(data_dir, tmp_path):
         assert entry["fit_seconds"] > 0
 
 
+@pytest.mark.slow
+def test_dpsgd_keras3_runs_on_jax_without_tensorflow(data_dir, tmp_path):
+    out = tmp_path / "out"
+    argv = [sys.executable, "-c", _NO_TF_RUNNER, str(BENCH / "dpsgd_keras3.py"), "--quick",
+            "--out", str(out)]
+    proc = _run(argv, _env(data_dir, KERAS_BACKEND="jax"), cwd=REPO)
+    assert "NO_TF_OK" in proc.stdout, proc.stdout[-2000:]
+    report = json.loads((out / "dpsgd_keras3.json").read_text())
+    assert report["machine"]["keras_backend"] == "jax"
+    assert report["per_example_method"] == "dense"
+    assert len(report["dp_epoch_times_s"]) == len(report["plain_epoch_times_s"]) == 3
+    assert report["epoch_time_ratio_dp_over_plain"] > 0
+    # Poisson batches: expected size 128, padded to a cap above it.
+    assert report["padded_batch_size"] > 128 and report["overflow_steps"] == 0
+
+
 def test_no_tf_runner_really_blocks_tensorflow(tmp_path):
     """The guard itself: a script importing TensorFlow must fail under it."""
     script = tmp_path / "imports_tf.py"
