@@ -262,6 +262,8 @@ def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] 
         "TPR@FPR is the largest TPR with FPR ≤ the target, with a 95 % Clopper–Pearson interval; it is n/a when "
         "the non-members allow fewer than 10 false positives at that FPR.",
         "",
+        f"## Single target per defense ({s['members']} members vs {s['non_members']} non-members of one model)",
+        "",
         format_table(report, timings),
         "",
         *(["## Bank protocol",

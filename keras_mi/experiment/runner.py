@@ -208,6 +208,8 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
               for d, t in targets.items() if any(r.is_membership for r in t["attacks"].results)}
     report_mod.write_all(out, report, timings, curves)
     if verbose > 0:
+        print(f"Single target per defense ({config.split.members} members vs "
+              f"{config.split.non_members} non-members of one model):\n")
         print(report_mod.format_table(report, timings))
         bank_table = report_mod.format_bank_table(report, timings)
         if bank_table:

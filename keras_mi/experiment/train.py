@@ -90,6 +90,9 @@ def _with_augmentation(model, input_shape, seed: int):
     inputs = keras.Input(tuple(input_shape))
     h = keras.layers.ZeroPadding2D(4)(inputs)
     h = keras.layers.RandomCrop(height, width, seed=seed)(h)
+    # RandomCrop passes its input through at inference (the padded image):
+    # the centre crop undoes the padding there and is the identity in training.
+    h = keras.layers.CenterCrop(height, width)(h)
     h = keras.layers.RandomFlip("horizontal", seed=seed + 1)(h)
     return keras.Model(inputs, model(h))
 

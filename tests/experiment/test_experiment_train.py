@@ -42,3 +42,16 @@ def test_crop_flip_augmentation_trains_images_and_returns_the_plain_model():
     # ... and the same seed trains the same weights.
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_crop_flip_wrapper_is_the_plain_model_at_inference():
+    from keras_mi.experiment.train import _with_augmentation
+    from keras_mi.models import build_model
+
+    model = build_model("small_cnn", (32, 32, 3), 3, seed=0)
+    wrapper = _with_augmentation(model, (32, 32, 3), seed=1)
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(wrapper(x, training=False)),
+                                  np.asarray(model(x, training=False)))
+    trained = np.asarray(wrapper(x, training=True))
+    assert trained.shape == (4, 3) and not np.allclose(trained, np.asarray(model(x)))
