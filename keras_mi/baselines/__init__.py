@@ -1,4 +1,5 @@
-"""keras_mi.baselines: DP-SGD (TF-Privacy, in a child process) and its accounting.
+"""keras_mi.baselines: DP-SGD (TF-Privacy, in a child process; or Keras 3 on JAX,
+:func:`train_dpsgd_keras`) and its accounting.
 
 Importing this package imports neither Keras nor TensorFlow.
 
@@ -15,8 +16,10 @@ from keras_mi.baselines.accounting import (
     privacy_report,
 )
 from keras_mi.baselines.dpsgd import DPSGDResult, train_dpsgd
+from keras_mi.baselines.dpsgd_keras import DPSGDKerasResult, train_dpsgd_keras
 
 __all__ = [
+    "DPSGDKerasResult",
     "DPSGDResult",
     "PrivacyReport",
     "compute_epsilon",
@@ -24,4 +27,5 @@ __all__ = [
     "noise_multiplier_for_epsilon",
     "privacy_report",
     "train_dpsgd",
+    "train_dpsgd_keras",
 ]

@@ -189,6 +189,13 @@ errors = {
     "labels": attempt(linear(5, 2), xs, ys),
     "dense_forced_on_layernorm": attempt(lnorm, xs, ys, per_example="dense"),
 }
+def rank3():
+    return keras.Sequential([keras.Input((3, 4)), keras.layers.Dense(5), keras.layers.Flatten(),
+                             keras.layers.Dense(3)])
+x3d = np.random.default_rng(4).normal(size=(40, 3, 4)).astype("float32")
+errors["dense_forced_rank3"] = attempt(rank3(), x3d, ys, per_example="dense")
+out["rank3_auto"] = train_dpsgd_keras(rank3(), x3d, ys, noise_multiplier=1.0, batch_size=8,
+                                      epochs=1, delta=1e-3).per_example_method
 out["errors"] = errors
 out["tf_loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras"))
 print("RESULT " + json.dumps(out))
@@ -262,12 +269,18 @@ def test_noise_is_gaussian_with_stddev_sigma_times_clip(fast):
     ("batch_too_large", r"batch_size \(41\) must not exceed"),
     ("labels", r"Labels must lie in \[0, 2\)"),
     ("dense_forced_on_layernorm", "per_example=.dense. needs"),
+    ("dense_forced_rank3", "gets rank-3 inputs"),
 ])
 def test_bad_input_fails_before_training(fast, case, match):
     msg, weights_untouched = fast["errors"][case]
     assert msg.startswith("ValueError"), msg
     assert __import__("re").search(match, msg), msg
     assert weights_untouched
+
+
+def test_auto_falls_back_to_vmap_where_the_dense_identity_does_not_hold(fast):
+    # Dense on (batch, 3, 4) inputs sums outer products over positions.
+    assert fast["rank3_auto"] == "vmap"
 
 
 def test_jax_path_never_imports_tensorflow(fast):
