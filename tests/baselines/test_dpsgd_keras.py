@@ -140,6 +140,13 @@ r = train_dpsgd_keras(m, x3, y3, noise_multiplier=0.0, l2_norm_clip=0.5, batch_s
 out["poisson_steps"] = [np.asarray(v).tolist() for v in m.get_weights()]
 out["poisson_sizes"] = r.batch_sizes.tolist()
 out["poisson_cap"] = r.padded_batch_size
+# The same run with a cap below most draws: overflowing steps go in chunks.
+m = linear(5, 4, [w, b])
+r = train_dpsgd_keras(m, x3, y3, noise_multiplier=0.0, l2_norm_clip=0.5, batch_size=10,
+                      epochs=1, learning_rate=0.5, sampling="poisson", delta=1e-3, seed=11,
+                      overflow_probability=0.9)
+out["overflow_steps"] = [np.asarray(v).tolist() for v in m.get_weights()]
+out["overflow"] = [r.padded_batch_size, r.overflow_steps]
 
 # 4. Noise: q = 1 (every example in the one batch), one step of lr 1.
 rng = np.random.default_rng(2)
@@ -245,6 +252,10 @@ def test_poisson_steps_match_numpy_dpsgd(fast):
     np.testing.assert_allclose(fast["poisson_steps"][0], w, atol=1e-5)
     np.testing.assert_allclose(fast["poisson_steps"][1], b, atol=1e-5)
     assert fast["poisson_cap"] == poisson_batch_cap(40, 0.25, 4)
+    # Overflow (cap 12 < sizes 13, 17, 13) changes nothing but the speed.
+    assert fast["overflow"] == [12, 3] and fast["poisson_sizes"] == [13, 17, 13, 11]
+    np.testing.assert_allclose(fast["overflow_steps"][0], w, atol=1e-5)
+    np.testing.assert_allclose(fast["overflow_steps"][1], b, atol=1e-5)
 
 
 def test_noise_is_gaussian_with_stddev_sigma_times_clip(fast):
