@@ -141,7 +141,10 @@ def check_dp_model(model) -> None:
     if not getattr(model, "built", False) or not model.trainable_variables:
         raise ValueError("The model must be built (e.g. start it with keras.Input) and "
                          "have trainable weights before DP-SGD training.")
-    for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    stack = list(getattr(model, "layers", []))
+    while stack:  # nested models and layers that hold layers
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []) or [])
         if "BatchNormalization" in type(layer).__name__:
             raise ValueError(
                 f"Layer '{layer.name}' is a BatchNormalization layer, which mixes "

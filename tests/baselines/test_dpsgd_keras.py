@@ -191,6 +191,9 @@ errors = {
     "clip_zero": attempt(linear(5, 3), xs, ys, l2_norm_clip=0.0),
     "clip_negative": attempt(linear(5, 3), xs, ys, l2_norm_clip=-1.0),
     "batchnorm": attempt(bn, xs, ys),
+    "batchnorm_nested": attempt(keras.Sequential([keras.Input((5,)), keras.Sequential(
+        [keras.Input((5,)), keras.layers.BatchNormalization(name="deep_bn")]),
+        keras.layers.Dense(3)]), xs, ys),
     "dropout": attempt(drop, xs, ys),
     "batch_too_large": attempt(linear(5, 3), xs, ys, batch_size=41),
     "labels": attempt(linear(5, 2), xs, ys),
@@ -276,6 +279,7 @@ def test_noise_is_gaussian_with_stddev_sigma_times_clip(fast):
     ("clip_zero", "l2_norm_clip must be > 0"),
     ("clip_negative", "l2_norm_clip must be > 0"),
     ("batchnorm", "'bn_1' is a BatchNormalization"),
+    ("batchnorm_nested", "'deep_bn' is a BatchNormalization"),
     ("dropout", "non-trainable state in training mode"),
     ("batch_too_large", r"batch_size \(41\) must not exceed"),
     ("labels", r"Labels must lie in \[0, 2\)"),
