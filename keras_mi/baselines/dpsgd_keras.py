@@ -1,4 +1,5 @@
 """DP-SGD for Keras 3 models on the JAX backend, with Poisson-sampled batches.
+
 The same algorithm as TF-Privacy's ``DPKerasSGDOptimizer`` with per-example
 clipping (Abadi et al., 2016), written against Keras 3's stateless API so it
 runs without TensorFlow (e.g. on a GPU machine with only JAX installed):
@@ -8,7 +9,8 @@ runs without TensorFlow (e.g. on a GPU machine with only JAX installed):
    ``sampling="shuffle"``, the next ``batch_size`` examples of a shuffled
    pass (what the TF-Privacy child process does);
 2. per-example gradients of the cross-entropy, ``jax.vmap(jax.grad(...))``
-   over ``model.stateless_call``;
+   over ``model.stateless_call`` (or, for a ``Sequential`` of Dense layers,
+   their norms from one backward pass; see :func:`make_clipped_gradient_sum`);
 3. clip each to L2 norm ``l2_norm_clip`` (``g * C / max(||g||, C)``), sum;
 4. add ``N(0, (noise_multiplier * l2_norm_clip)^2 I)`` and divide by the
    *expected* batch size ``q * n = batch_size`` (dividing by the realised
@@ -35,11 +37,21 @@ Importing this module imports neither Keras nor JAX nor TensorFlow; the
 functions that need them import Keras (which must run the JAX backend) and
 JAX when called, and never TensorFlow.
 
+Warnings:
+  Padded rows still run through the model (they are masked only in the
+  sum), so a Poisson step costs ``padded_batch_size / batch_size`` times a
+  fixed-size one. The noise comes from JAX's threefry PRNG in float32, like
+  TF-Privacy's from TensorFlow's: neither is a cryptographically secure or
+  floating-point-exact Gaussian mechanism (Mironov, 2012). ε assumes the
+  data passed in is the whole training set and every step is taken.
+
 References:
   Abadi et al., "Deep Learning with Differential Privacy", CCS 2016,
   https://arxiv.org/abs/1607.00133.
   Mironov, Talwar, Zhang, "Rényi Differential Privacy of the Sampled
   Gaussian Mechanism", 2019, https://arxiv.org/abs/1908.10530.
+  Mironov, "On Significance of the Least Significant Bits for Differential
+  Privacy", CCS 2012.
 """
 
 from __future__ import annotations

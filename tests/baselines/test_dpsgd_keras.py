@@ -199,6 +199,14 @@ errors = {
     "labels": attempt(linear(5, 2), xs, ys),
     "dense_forced_on_layernorm": attempt(lnorm, xs, ys, per_example="dense"),
 }
+r = train_dpsgd_keras(linear(5, 3), xs, ys, target_epsilon=4.0, batch_size=4, epochs=1,
+                      delta=1e-3)
+out["calibrated"] = [r.noise_multiplier, r.epsilon, r.steps, r.privacy.sampling_assumption]
+r = train_dpsgd_keras(linear(5, 3), xs, ys, noise_multiplier=1.0, batch_size=8, epochs=1,
+                      delta=1e-3, sampling="shuffle")
+out["shuffle_assumption"] = r.privacy.sampling_assumption
+
+
 def rank3():
     return keras.Sequential([keras.Input((3, 4)), keras.layers.Dense(5), keras.layers.Flatten(),
                              keras.layers.Dense(3)])
@@ -291,6 +299,17 @@ def test_bad_input_fails_before_training(fast, case, match):
     assert msg.startswith("ValueError"), msg
     assert __import__("re").search(match, msg), msg
     assert weights_untouched
+
+
+def test_target_epsilon_uses_the_shared_accountant_and_names_the_sampler(fast):
+    from keras_mi.baselines import compute_epsilon, noise_multiplier_for_epsilon
+    sigma, eps, steps, assumption = fast["calibrated"]
+    assert steps == 40 // 4
+    assert sigma == noise_multiplier_for_epsilon(4.0, 40, 4, 1, delta=1e-3, steps=steps)
+    assert eps == pytest.approx(compute_epsilon(40, 4, sigma, 1, 1e-3, steps=steps), rel=1e-12)
+    assert eps <= 4.0
+    assert "which is what the trainer does" in assumption
+    assert "shuffled fixed-size batches" in fast["shuffle_assumption"]
 
 
 def test_auto_falls_back_to_vmap_where_the_dense_identity_does_not_hold(fast):
