@@ -536,17 +536,30 @@ def train_dpsgd_keras(model, x, y, *, noise_multiplier: Optional[float] = None,
     noise_std = noise_multiplier * float(l2_norm_clip)
     scale = 1.0 / float(batch_size)  # the expected batch size q * n
 
+    # Noise: one RNG draw per large variable (faster to run on CPU) and one
+    # flat draw for all the small ones (each draw adds seconds of compilation).
     sizes = [int(np.prod(v.shape)) for v in model.trainable_variables]
-    offsets = np.cumsum([0] + sizes)
+    own_draw = [size >= 65536 for size in sizes]
+    small_total = sum(size for size, own in zip(sizes, own_draw) if not own)
+
+    def gaussian(key):
+        keys = jax.random.split(key, sum(own_draw) + 1)
+        flat = jax.random.normal(keys[-1], (small_total,), "float32")
+        out, offset, j = [], 0, 0
+        for v, size, own in zip(model.trainable_variables, sizes, own_draw):
+            if own:
+                out.append(jax.random.normal(keys[j], v.shape, "float32"))
+                j += 1
+            else:
+                out.append(flat[offset:offset + size].reshape(v.shape))
+                offset += size
+        return out
 
     def noisy_update(trainable, opt_vars, summed, key):
         if noise_std == 0:  # no RNG in the graph: exactly the clipped mean
             return optimizer.stateless_apply(opt_vars, [s * scale for s in summed], trainable)
-        # One draw for the whole parameter vector (one RNG call compiles much
-        # faster on CPU than one per variable).
-        noise = jax.random.normal(key, (int(offsets[-1]),), "float32")
-        grads = [(s + noise_std * noise[lo:hi].reshape(s.shape).astype(s.dtype)) * scale
-                 for s, lo, hi in zip(summed, offsets[:-1], offsets[1:])]
+        grads = [(s + noise_std * z.astype(s.dtype)) * scale
+                 for s, z in zip(summed, gaussian(key))]
         return optimizer.stateless_apply(opt_vars, grads, trainable)
 
     def gathered_sum(trainable, non_trainable, x_all, y_all, idx, mask):
