@@ -126,13 +126,27 @@ class ModelOutputs:
 
     @classmethod
     def load_npz(cls, path) -> "ModelOutputs":
-        with np.load(path, allow_pickle=False) as data:
-            logits, labels = {}, {}
-            for split in SPLITS:
-                if f"{split}_logits" in data:
-                    logits[split] = data[f"{split}_logits"]
-                    labels[split] = data[f"{split}_labels"]
-        return cls(logits=logits, labels=labels)
+        """Reads a file written by :meth:`save_npz`, checked as on construction.
+
+        Raises:
+          FileNotFoundError: no file at ``path``.
+          ValueError: the file is truncated, not an npz of this layout, or
+            its arrays are inconsistent; the message names the file.
+        """
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No model outputs file at {path}.")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                logits, labels = {}, {}
+                for split in SPLITS:
+                    if f"{split}_logits" in data:
+                        logits[split] = data[f"{split}_logits"]
+                        labels[split] = data[f"{split}_labels"]
+            return cls(logits=logits, labels=labels)
+        except Exception as err:  # zipfile, zlib, KeyError and ours: all mean a bad file
+            raise ValueError(f"{path} is not a readable ModelOutputs file "
+                             f"({type(err).__name__}: {err}).") from err
 
     def get(self, split: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """``(logits, labels)`` of a split, or None when absent."""

@@ -72,6 +72,34 @@ def resolve_data_dir(data_dir=None):
     return None if data_dir is None else pathlib.Path(data_dir).expanduser()
 
 
+def check_data_dir(data_dir=None):
+    """Return :func:`resolve_data_dir`, refusing a named folder that is not there.
+
+    A data directory the user named (argument or ``KERAS_MI_DATA_DIR``) that
+    does not exist is a typo far more often than a request to download, so
+    it is refused with its name and where it came from instead of falling
+    through to the cache and the network.
+
+    Raises:
+        FileNotFoundError: the folder does not exist or is a file.
+
+    Example:
+
+    >>> check_data_dir("/no/such/folder")  # doctest: +SKIP
+    Traceback (most recent call last):
+    FileNotFoundError: Data directory /no/such/folder (data_dir argument / --data-dir) does not exist; ...
+    """
+    path = resolve_data_dir(data_dir)
+    if path is not None and not path.is_dir():
+        source = ("data_dir argument / --data-dir" if data_dir is not None
+                  else f"${DATA_DIR_ENV}")
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"Data directory {path} ({source}) {what}; point it at the folder that holds "
+            f"the dataset files, or unset it to use the cache and downloads.")
+    return path
+
+
 def resolve_cache_dir(cache_dir=None):
     """Return the cache directory (default ``~/.keras/datasets/keras_mi``).
 
@@ -166,14 +194,21 @@ def resolve_file(
             candidate = directory / name
             if candidate.is_file():
                 return verify_file(candidate, expected)
-    if download and remote.url:
-        if not expected:
-            # Download anyway so the error can report the file's hash, but
-            # never hand an unverified file to the caller.
-            path = _get_file(remote, cache_dir, None)
-            return verify_file(path, expected)
-        return verify_file(_get_file(remote, cache_dir, expected[0]), expected)
     where = ", ".join(str(d) for d in searched) or "(no directory)"
+    if download and remote.url:
+        try:
+            # Without a pinned hash, download anyway so the error can report
+            # the file's hash, but never hand an unverified file to the caller.
+            path = _get_file(remote, cache_dir, expected[0] if expected else None)
+        except ValueError:
+            raise  # a corrupt download: get_file's message says so
+        except Exception as err:  # keras' get_file raises a bare Exception on fetch errors
+            raise FileNotFoundError(
+                f"Dataset file '{remote.fname}' not found (looked in: {where}) and its download "
+                f"from {remote.url} failed ({type(err).__name__}: {err}). Put the file in your "
+                f"data directory (data_dir=... / --data-dir, or ${DATA_DIR_ENV}) or the cache "
+                f"directory.") from err
+        return verify_file(path, expected)
     hint = (
         f"download it from {remote.url} or rerun with download=True"
         if remote.url

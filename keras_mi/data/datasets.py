@@ -21,8 +21,8 @@ from keras_mi.data import images, tabular
 from keras_mi.data._download import (
     RemoteFile,
     cached_arrays,
+    check_data_dir,
     resolve_cache_dir,
-    resolve_data_dir,
     resolve_file,
     sha256_of,
 )
@@ -175,6 +175,9 @@ def _tfds_or_explain(name, cache_dir, download, limit, missing):
         return images.read_tfds(name, _tfds_dir(cache_dir), download, limit)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{missing} TFDS fallback failed as well: {error}") from error
+    except ImportError as error:
+        raise FileNotFoundError(f"{missing} The TFDS fallback needs tensorflow_datasets, "
+                                f"which is not installed ({error}).") from error
 
 
 def _load_cifar10(data_dir, cache_dir, download, sha256, limit, verbose):
@@ -331,7 +334,7 @@ def load_dataset(
     entry = _entry(name)
     if limit is not None and (int(limit) != limit or limit < 1):
         raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
-    data_dir = resolve_data_dir(data_dir)
+    data_dir = check_data_dir(data_dir)
     cache_dir = resolve_cache_dir(cache_dir)
     x, y = entry.load(data_dir, cache_dir, download, sha256, limit, verbose)
     x = np.asarray(x)

@@ -277,13 +277,22 @@ class MembershipSplit:
 
         >>> split = MembershipSplit.load("split.json", x, y)  # doctest: +SKIP
         """
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError: truncated or not text
+            raise ValueError(f"{path} is not a readable split file ({err}).") from err
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a keras-mi MembershipSplit file.")
         if data.get("version") != _VERSION:
             raise ValueError(f"{path} has split format version {data.get('version')}, "
                              f"this keras-mi reads version {_VERSION}.")  # fmt: skip
+        fields = ("seed", "fingerprint", "pool_size", "num_classes", "sizes", "indices")
+        missing = [k for k in fields if k not in data]
+        if missing or not isinstance(data["indices"], dict) or \
+                any(name not in data["indices"] for name in SET_NAMES):
+            raise ValueError(f"{path} is incomplete: it lacks "
+                             f"{missing or 'the indices of ' + ', '.join(SET_NAMES)}.")
         actual = dataset_fingerprint(x, y)
         if actual != data["fingerprint"]:
             raise ValueError(
@@ -292,13 +301,16 @@ class MembershipSplit:
                 "Load the same data (same order, dtype and preprocessing) or "
                 "create a new split."
             )
-        split = cls(
-            **{name: np.asarray(data["indices"][name], dtype=np.int64) for name in SET_NAMES},
-            seed=data["seed"],
-            fingerprint=data["fingerprint"],
-            pool_size=int(data["pool_size"]),
-            num_classes=int(data["num_classes"]),
-        )
+        try:
+            split = cls(
+                **{name: np.asarray(data["indices"][name], dtype=np.int64) for name in SET_NAMES},
+                seed=data["seed"],
+                fingerprint=data["fingerprint"],
+                pool_size=int(data["pool_size"]),
+                num_classes=int(data["num_classes"]),
+            )
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ValueError(f"{path} holds invalid indices ({err}).") from err
         if split.pool_size != len(y) or split.sizes != data["sizes"]:
             raise ValueError(f"{path} is inconsistent (sizes or pool size); recreate the split.")
         return split

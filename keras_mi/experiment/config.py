@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -204,16 +205,32 @@ class ExperimentConfig:
         """
         path = pathlib.Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"Config file {path} does not exist.")
-        text = path.read_text()
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise FileNotFoundError(f"Config file {path} {what}.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"Config file {path} cannot be read as UTF-8 text ({err}).") from err
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml  # pylint: disable=import-outside-toplevel
-            data = yaml.safe_load(text)
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                # The parser's own message says where (line, column) and what.
+                raise ValueError(f"Config file {path} is not valid YAML: "
+                                 f"{' '.join(str(err).split())}") from None
         else:
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"Config file {path} is not valid JSON: {err.msg} at line "
+                                 f"{err.lineno}, column {err.colno}.") from None
         if not isinstance(data, dict):
             raise ValueError(f"Config file {path} must hold a mapping, got {type(data).__name__}.")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"Config file {path}: {err}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -269,6 +286,7 @@ class ExperimentConfig:
             errors.append(f"training.augmentation '{t.augmentation}' is not one of {', '.join(AUGMENTATIONS)}.")
         if t.epochs < 1 or t.batch_size < 1 or t.learning_rate <= 0:
             errors.append("training.epochs, batch_size and learning_rate must be positive.")
+        errors.extend(_range_errors(self))
         if self.mmd_schedule not in ("summed", "paper"):
             errors.append(f"mmd_schedule '{self.mmd_schedule}' is not one of summed, paper.")
         for role in ("members", "non_members"):
@@ -287,6 +305,66 @@ class ExperimentConfig:
         errors.extend(_bank_errors(self))
         if errors:
             raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
+
+
+def _range_errors(config: "ExperimentConfig") -> List[str]:
+    """Bounds of the numeric fields and the rules that tie fields together.
+
+    Types (and finiteness) are already checked by :func:`_coerce`; these are
+    the checks that need no data, so a bad value is refused before anything
+    is written.
+    """
+    errors = []
+    t, s, dp = config.training, config.split, config.dpsgd
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    need(0.0 <= t.momentum < 1.0, f"training.momentum must lie in [0, 1); got {t.momentum}.")
+    need(0.0 <= t.weight_decay < 1.0,
+         f"training.weight_decay must lie in [0, 1); got {t.weight_decay}.")
+    need(0.0 < t.lr_factor <= 1.0,
+         f"training.lr_factor (the learning rate is multiplied by it at each boundary) must "
+         f"lie in (0, 1]; got {t.lr_factor}.")
+    bounds = list(t.lr_boundaries)
+    need(all(b >= 1 for b in bounds) and len(set(bounds)) == len(bounds),
+         f"training.lr_boundaries must be distinct epochs >= 1; got {bounds}.")
+    if t.lr_schedule == "step":
+        need(bool(bounds), "training.lr_schedule 'step' needs training.lr_boundaries, e.g. "
+                           "[80, 120] (epochs at which the rate is multiplied by lr_factor).")
+    elif t.lr_schedule == "constant":
+        # Boundaries under a constant schedule would be ignored without a word.
+        need(not bounds, f"training.lr_boundaries {bounds} only apply with "
+                         "training.lr_schedule 'step'; set it, or set lr_boundaries to [].")
+    need(s.reference >= 1, "split.reference must be at least 1: every split holds a "
+                           "reference set covering the member classes (the MMD validation set).")
+    need(0 <= config.seed < 2**32, f"seed must lie in [0, 2**32); got {config.seed}.")
+    need(config.num_shadow_models >= 0,
+         f"num_shadow_models must not be negative; got {config.num_shadow_models}.")
+    need(config.num_lira_shadows >= 0,
+         f"num_lira_shadows must not be negative; got {config.num_lira_shadows}.")
+    if config.attacks is not None:
+        need(len(set(config.attacks)) == len(config.attacks),
+             f"attacks lists a name twice: {config.attacks}.")
+    need(dp.epsilon > 0, f"dpsgd.epsilon must be positive; got {dp.epsilon}.")
+    need(dp.delta is None or 0.0 < dp.delta < 1.0 / max(s.members, 1),
+         f"dpsgd.delta must lie in (0, 1/members) = (0, {1.0 / max(s.members, 1):.3g}) or be "
+         f"null (the largest power of ten below 1/members); got {dp.delta}.")
+    need(dp.l2_norm_clip > 0, f"dpsgd.l2_norm_clip must be positive; got {dp.l2_norm_clip}.")
+    need(dp.learning_rate > 0, f"dpsgd.learning_rate must be positive; got {dp.learning_rate}.")
+    need(0.0 <= dp.momentum < 1.0, f"dpsgd.momentum must lie in [0, 1); got {dp.momentum}.")
+    need(dp.epochs is None or dp.epochs >= 1,
+         f"dpsgd.epochs must be at least 1 (or null for training.epochs); got {dp.epochs}.")
+    need(dp.batch_size is None or dp.batch_size >= 1,
+         f"dpsgd.batch_size must be at least 1 (or null for training.batch_size); got "
+         f"{dp.batch_size}.")
+    dp_batch = dp.batch_size or t.batch_size
+    if dp.num_microbatches is not None:
+        need(dp.num_microbatches >= 1 and dp_batch >= 1 and dp_batch % dp.num_microbatches == 0,
+             f"dpsgd.num_microbatches ({dp.num_microbatches}) must be a positive divisor of the "
+             f"DP-SGD batch size ({dp_batch}), or null for per-example clipping.")
+    return errors
 
 
 def _bank_errors(config: "ExperimentConfig") -> List[str]:
@@ -400,6 +478,8 @@ def _coerce(obj, where: str) -> None:
         if base in hints:
             want = hints[base]
             if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not math.isfinite(value):
+                    raise ValueError(f"{where}.{field.name} must be a finite number, got {value!r}.")
                 setattr(obj, field.name, float(value))
             elif want is int and isinstance(value, float) and value.is_integer():
                 setattr(obj, field.name, int(value))
@@ -411,4 +491,18 @@ def _coerce(obj, where: str) -> None:
         elif base.startswith("List"):
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
                 raise ValueError(f"{where}.{field.name} must be a list, got {value!r}.")
-            setattr(obj, field.name, list(value))
+            items = list(value)
+            inner = base[len("List["):].rstrip("]")
+            if inner in hints:
+                items = [_coerce_item(v, hints[inner], f"{where}.{field.name}[{i}]")
+                         for i, v in enumerate(items)]
+            setattr(obj, field.name, items)
+
+
+def _coerce_item(value, want, where: str):
+    """One list element: ints stay ints (integral floats accepted), strs stay strs."""
+    if want is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, want) or isinstance(value, bool):
+        raise ValueError(f"{where} must be {want.__name__}, got {value!r}.")
+    return value

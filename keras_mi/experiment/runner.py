@@ -84,6 +84,19 @@ def validate_names(config: ExperimentConfig, data_given: bool = False) -> None:
             errors.append(f"Unknown attack(s) {bad}; valid attacks: {', '.join(valid)}.")
         if not config.attacks:
             errors.append("attacks is an empty list; name at least one (or null for all).")
+    if not errors and needs_shadows(config):
+        from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
+
+        shadowed = [a for a in config.attacks or [] if attack_runner.ATTACKS[a].needs_shadow]
+        k = config.num_shadow_models
+        if config.split.shadow < 1 or k < 1:
+            errors.append(f"attack(s) {shadowed} need shadow models: set split.shadow > 0 "
+                          f"and num_shadow_models >= 1 (now {config.split.shadow} and {k}), "
+                          "or drop them.")
+        elif config.split.shadow < 2 * k:
+            errors.append(f"split.shadow ({config.split.shadow}) is too small for "
+                          f"{k} shadow models: each needs records to train on and as many "
+                          f"held out; give it at least {2 * k}.")
     if errors:
         raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
 
@@ -106,13 +119,34 @@ def load_pool(config: ExperimentConfig, data=None) -> Tuple[np.ndarray, np.ndarr
 
 
 def check_sizes(config: ExperimentConfig, facts: DatasetFacts) -> None:
-    """Split sizes must fit in the pool, and the bank in members + non-members.
+    """The config against the data: sizes, input shape, classes, DP-SGD's accounting.
 
-    Says by how much they do not; checked before the output folder is claimed.
+    Split sizes must fit in the pool (the message says by how much they do
+    not), the bank in members + non-members; augmentation, architecture and
+    bank queries must suit the inputs. Every problem is listed at once;
+    checked before the output folder is claimed.
     """
     s = config.split
+    errors = []
+    if facts.num_classes < 2:
+        errors.append(f"dataset '{config.dataset}' has {facts.num_classes} class(es); "
+                      "membership inference needs at least 2.")
+    if config.training.augmentation == "crop_flip" and len(facts.input_shape) != 3:
+        errors.append(f"training.augmentation 'crop_flip' needs images (H, W, C); dataset "
+                      f"'{config.dataset}' has inputs {facts.input_shape}; set it to 'none'.")
+    if config.bank.queries == "flip_shift" and len(facts.input_shape) == 3 and \
+            config.bank.query_shift >= min(facts.input_shape[:2]):
+        errors.append(f"bank.query_shift ({config.bank.query_shift}) must be smaller than the "
+                      f"images ({facts.input_shape[0]}x{facts.input_shape[1]}).")
+    mmd = [d for d in config.defenses if str(d).partition(":")[0] in ("mmd", "mmd+mixup")]
+    if mmd and s.reference < facts.num_classes:
+        errors.append(f"the defense(s) {mmd} draw class-matched reference batches: "
+                      f"split.reference ({s.reference}) must be at least the number of classes "
+                      f"({facts.num_classes}).")
+    errors.extend(_architecture_errors(config, facts))
+    errors.extend(_dpsgd_errors(config, facts))
     if s.total > facts.pool_size:
-        raise ValueError(
+        errors.append(
             f"Split sizes need {s.total} records (members {s.members} + non_members "
             f"{s.non_members} + reference {s.reference} + test {s.test} + shadow {s.shadow}) but "
             f"dataset '{config.dataset}' has {facts.pool_size}; shrink them by "
@@ -120,19 +154,75 @@ def check_sizes(config: ExperimentConfig, facts: DatasetFacts) -> None:
     if config.bank.size:
         pool = s.members + s.non_members
         if pool // 2 < 2 * facts.num_classes:
-            raise ValueError(
+            errors.append(
                 f"The bank pool (members + non_members = {pool}) is too small for "
                 f"{facts.num_classes} classes: each bank model trains on half of it, which "
                 f"needs at least {4 * facts.num_classes} records.")
         if config.bank.queries == "flip_shift" and len(facts.input_shape) != 3:
-            raise ValueError(f"bank.queries 'flip_shift' needs images (H, W, C); dataset "
-                             f"'{config.dataset}' has inputs {facts.input_shape}; use none.")
+            errors.append(f"bank.queries 'flip_shift' needs images (H, W, C); dataset "
+                          f"'{config.dataset}' has inputs {facts.input_shape}; use none.")
+    if len(errors) == 1:
+        raise ValueError(errors[0])
+    if errors:
+        raise ValueError("Invalid experiment config for this dataset:\n  - "
+                         + "\n  - ".join(errors))
+
+
+def _architecture_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
+    """The architecture's own checks (input rank, image size), without building it."""
+    from keras_mi.models.architectures import architecture_spec  # pylint: disable=import-outside-toplevel
+
+    try:
+        architecture_spec(facts.architecture, facts.input_shape, facts.num_classes)
+    except ValueError as err:
+        return [f"architecture '{facts.architecture}' on dataset '{config.dataset}' "
+                f"(inputs {facts.input_shape}, {facts.num_classes} classes): {err}"]
+    return []
+
+
+def _dpsgd_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
+    """DP-SGD's accounting inputs for each ``dpsgd`` defense: checked as the baseline will."""
+    from keras_mi.baselines.accounting import validate_dp_arguments  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.config import parse_defense  # pylint: disable=import-outside-toplevel
+
+    dp, errors = config.dpsgd, []
+    kinds = [parse_defense(d) for d in config.defenses]
+    if not any(kind == "dpsgd" for kind, _ in kinds):
+        return errors
+    batch = dp.batch_size or config.training.batch_size
+    epochs = dp.epochs or config.training.epochs
+    # The target trains on the members; a bank model on half of members + non-members.
+    sets = [("split.members", config.split.members)]
+    if config.bank.size:
+        sets.append(("a bank model's half", (config.split.members + config.split.non_members) // 2))
+    for what, n in sets:
+        try:
+            validate_dp_arguments(n, batch, 1.0, epochs, dp.delta, dp.l2_norm_clip,
+                                  dp.num_microbatches)
+        except ValueError as err:
+            errors.append(f"dpsgd on {what} ({n} records): {err}")
+    return errors
 
 
 def _verbosity(verbose: int) -> int:
     if verbose <= 0:
         return 0
     return 1 if sys.stdout.isatty() else 2
+
+
+def prepare(config: ExperimentConfig, out_dir, data=None):
+    """Every check of a run that writes nothing; returns ``(x, y, facts, split)``.
+
+    Names and bounds (:func:`validate_names`), the output folder, the data
+    (loaded), the config against the data (:func:`check_sizes`) and the
+    split itself, made in memory: whatever fails here fails before the
+    folder is claimed.
+    """
+    validate_names(config, data_given=data is not None)
+    store.check_writable(out_dir, create=False)
+    x, y, facts = load_pool(config, data)
+    check_sizes(config, facts)
+    return x, y, facts, steps.plan_split(config, x, y)
 
 
 def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False,
@@ -162,11 +252,10 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
     from keras_mi.experiment import report as report_mod  # pylint: disable=import-outside-toplevel
 
     start = time.perf_counter()
-    validate_names(config, data_given=data is not None)
-    out = store.check_writable(out_dir)
-    x, y, facts = load_pool(config, data)
-    check_sizes(config, facts)
-    out = store.claim(out, config, overwrite=overwrite)
+    # Everything that can be refused is refused before store.claim writes
+    # config.json: a bad input must not lock the folder to its config.
+    x, y, facts, planned = prepare(config, out_dir, data)
+    out = store.claim(out_dir, config, overwrite=overwrite)
     fit_verbose = _verbosity(verbose)
     timings = store.load_timings(out)
     attacks = list(config.attacks) if config.attacks is not None else None
@@ -176,7 +265,7 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
                               verbose)
     hook = on_step_saved or (lambda tag: None)
     try:
-        split = steps.split_step(config, x, y, out, progress)
+        split = steps.split_step(config, x, y, out, progress, planned)
         roles = {r: (x[getattr(split, r)], y[getattr(split, r)])
                  for r in ("members", "non_members", "reference", "test", "shadow")
                  if len(getattr(split, r))}
@@ -276,13 +365,11 @@ def train_lira_shadows(config: ExperimentConfig, out_dir, indices: Sequence[int]
     if bad:
         raise ValueError(f"Shadow index {bad} out of range: valid 0..{limit - 1} "
                          f"(bank.size {bank}, num_lira_shadows {config.num_lira_shadows}).")
-    out = store.check_writable(out_dir)
-    x, y, facts = load_pool(config, data)
-    check_sizes(config, facts)
-    out = store.claim(out, config, overwrite=overwrite)
+    x, y, facts, planned = prepare(config, out_dir, data)
+    out = store.claim(out_dir, config, overwrite=overwrite)
     progress = steps.Progress(1 + int(lira) + (len(config.defenses) if bank else 0), verbose)
     try:
-        split = steps.split_step(config, x, y, out, progress)
+        split = steps.split_step(config, x, y, out, progress, planned)
         roles = {r: (x[getattr(split, r)], y[getattr(split, r)])
                  for r in ("members", "non_members", "reference", "test")
                  if len(getattr(split, r))}

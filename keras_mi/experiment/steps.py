@@ -63,24 +63,67 @@ class Progress:
             self.bar.close()
 
 
-def split_step(config: ExperimentConfig, x, y, out: pathlib.Path, progress: Progress):
-    """Creates (or loads, checked against the pool) the run's MembershipSplit."""
+def plan_split(config: ExperimentConfig, x, y):
+    """The MembershipSplit the config asks for (seeded: the same on every call).
+
+    Made before the output folder is claimed, so sizes that do not fit or a
+    reference set missing a member class are refused before anything is written.
+    """
     from keras_mi.data import MembershipSplit  # pylint: disable=import-outside-toplevel
 
+    s = config.split
+    return MembershipSplit.create(x, y, members=s.members, reference=s.reference,
+                                  non_members=s.non_members, test=s.test, shadow=s.shadow,
+                                  seed=config.seed)
+
+
+def split_step(config: ExperimentConfig, x, y, out: pathlib.Path, progress: Progress,
+               planned=None):
+    """Saves (or reuses, checked against ``planned``) the run's MembershipSplit.
+
+    A ``split.json`` that cannot be read is written again from ``planned``
+    (the split is a function of the seed and the pool, so this is the split
+    the run's models were trained on). One made for other data, or holding
+    other index sets than the config gives, is refused: the models next to it
+    may have been trained on it.
+    """
+    from keras_mi.data import MembershipSplit  # pylint: disable=import-outside-toplevel
+
+    planned = plan_split(config, x, y) if planned is None else planned
     path = out / "split.json"
     progress.step("split")
-    if path.exists():
-        split = MembershipSplit.load(path, x, y)
+    saved = store.reuse(path, lambda p: MembershipSplit.load(p, x, y) if _same_pool(p, planned)
+                        else None)
+    if path.exists() and saved is None:
+        raise ValueError(
+            f"{path} was made for a different dataset than the one loaded now (its fingerprint "
+            "differs), so the models in this folder were trained on other data. Load the same "
+            f"data, or start afresh: use another --out, or delete {out}.")
+    if saved is not None:
+        differ = [r for r in ("members", "non_members", "reference", "test", "shadow")
+                  if not np.array_equal(getattr(saved, r), getattr(planned, r))]
+        if differ:
+            sizes = ", ".join(f"{r} {len(getattr(saved, r))} (config: {len(getattr(planned, r))})"
+                              for r in differ)
+            raise store.mismatch(path, f"its {', '.join(differ)} sets are not the config's "
+                                       f"split ({sizes})",
+                                 f"{out} (every step was computed on this split)")
         progress.skip("split")
     else:
-        s = config.split
-        split = MembershipSplit.create(x, y, members=s.members, reference=s.reference,
-                                       non_members=s.non_members, test=s.test, shadow=s.shadow,
-                                       seed=config.seed)
-        split.save(path)  # atomic (temp file + rename)
+        planned.save(path)  # atomic (temp file + rename)
         progress.step("split", done=True)
     progress.advance()
-    return split
+    return planned if saved is None else saved
+
+
+def _same_pool(path: pathlib.Path, planned) -> bool:
+    """False only when ``path`` reads and names another pool's fingerprint."""
+    try:
+        data = store.read_json(path)
+    except ValueError:
+        return True  # unreadable: MembershipSplit.load raises, reuse() recomputes
+    return not (isinstance(data, dict) and isinstance(data.get("fingerprint"), str)
+                and data["fingerprint"] != planned.fingerprint)
 
 
 def train_step(defense: str, tag: str, config: ExperimentConfig, facts,
@@ -90,14 +133,21 @@ def train_step(defense: str, tag: str, config: ExperimentConfig, facts,
     """Trains (or loads) the target of one defense; returns its outputs and meta."""
     meta_path, outputs_path = out / "meta" / f"{tag}.json", out / "outputs" / f"{tag}.npz"
     progress.step(f"train {defense}")
-    if meta_path.exists() and outputs_path.exists():
-        progress.skip(f"train {defense}")
-        progress.advance()
-        return {"outputs": ModelOutputs.load_npz(outputs_path),
-                "meta": store.read_json(meta_path)}, False
-    t0 = time.perf_counter()
     seed = model_seed(config.seed, tag)
     eval_splits = {r: roles[r] for r in ("members", "non_members", "reference", "test") if r in roles}
+    if meta_path.exists() and outputs_path.exists():
+        meta = store.reuse(meta_path, _read_meta)
+        outputs = store.reuse(outputs_path, ModelOutputs.load_npz)
+        if meta is not None and outputs is not None:
+            _check_reused_target(defense, seed, meta, meta_path, outputs, outputs_path,
+                                 eval_splits, facts.num_classes)
+            progress.skip(f"train {defense}")
+            progress.advance()
+            return {"outputs": outputs, "meta": meta}, False
+        # One of the pair was damaged: the meta file marks a finished model,
+        # so drop it too and train this target again (same seed, same model).
+        meta_path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
     data = {"train": roles["members"], "reference": roles.get("reference"), "eval": eval_splits,
             "work_dir": str(out / "models" / f"{tag}_dpsgd")}
     kind, _ = parse_defense(defense)
@@ -119,6 +169,35 @@ def train_step(defense: str, tag: str, config: ExperimentConfig, facts,
     progress.step(f"train {defense}", done=True)
     progress.advance()
     return {"outputs": outputs, "meta": meta}, True
+
+
+def _read_meta(path: pathlib.Path) -> Dict[str, Any]:
+    meta = store.read_json(path)
+    if not isinstance(meta, dict) or "defense" not in meta or "seed" not in meta:
+        raise ValueError("not a keras-mi meta file (needs 'defense' and 'seed')")
+    return meta
+
+
+def _check_reused_target(defense, seed, meta, meta_path, outputs, outputs_path, eval_splits,
+                         num_classes) -> None:
+    """A finished target is reused only when it is this config's: defense, seed, split."""
+    tag = store.safe_tag(defense)
+    delete = (f"{meta_path}, {outputs_path} and attacks/{tag}.json (the target and its "
+              "attacks)")
+    if meta.get("defense") != defense or meta.get("seed") != seed:
+        raise store.mismatch(meta_path, f"it records defense {meta.get('defense')!r} with seed "
+                                        f"{meta.get('seed')!r}, this run trains {defense!r} with "
+                                        f"seed {seed}", delete)
+    if outputs.num_classes != num_classes:
+        raise store.mismatch(outputs_path, f"its logits have {outputs.num_classes} classes, the "
+                                           f"dataset {num_classes}", delete)
+    for role, (_, y) in eval_splits.items():
+        got = outputs.get(role)
+        if got is None or len(got[1]) != len(y) or not np.array_equal(got[1], y):
+            size = "missing" if got is None else f"{len(got[1])} records"
+            raise store.mismatch(outputs_path, f"its '{role}' split ({size}) is not the config's "
+                                               f"({len(y)} records with the split's labels)",
+                                 delete)
 
 
 def _keep_dpsgd_model(work_dir: pathlib.Path, target: pathlib.Path) -> None:
@@ -146,7 +225,14 @@ def shadow_step(config: ExperimentConfig, facts,
     folder = out / "shadows"
     paths = [folder / f"shadow_{i:02d}.npz" for i in range(k)]
     progress.step(f"train {k} shadow models")
-    if not all(p.exists() for p in paths):
+    # A damaged file is deleted by reuse(); the shadows are then trained again
+    # (seeded from the run seed, so they are the ones the other files came from).
+    saved = [store.reuse(p, ModelOutputs.load_npz) for p in paths]
+    for path, shadow in zip(paths, saved):
+        if shadow is not None and shadow.num_classes != facts.num_classes:
+            raise store.mismatch(path, f"its logits have {shadow.num_classes} classes, the "
+                                       f"dataset {facts.num_classes}", f"{folder}/shadow_*.npz")
+    if not all(shadow is not None for shadow in saved):
         if "shadow" not in roles or k < 1:
             raise ValueError("The chosen attacks need shadow models: set split.shadow > 0 and "
                              "num_shadow_models >= 1, or drop the shadow-based attacks.")
@@ -168,10 +254,11 @@ def shadow_step(config: ExperimentConfig, facts,
             shadow.save_npz(path)
         store.save_timing(out, "shadows/train_s", time.perf_counter() - t0, timings)
         progress.step(f"train {k} shadow models", done=True)
+        saved = [ModelOutputs.load_npz(p) for p in paths]
     else:
         progress.skip(f"train {k} shadow models")
     progress.advance()
-    return [ModelOutputs.load_npz(p) for p in paths]
+    return saved
 
 
 def lira_step(config: ExperimentConfig, facts,
@@ -199,6 +286,7 @@ def lira_step(config: ExperimentConfig, facts,
     if bad:
         raise ValueError(f"Shadow index {bad} out of range: num_lira_shadows is {k} "
                          f"(valid 0..{k - 1}).")
+    drop_damaged_models(folder)
     todo = [int(i) for i in wanted if not shadow_jobs.shadow_path(folder, int(i)).exists()]
 
     def train_fn(x, y, seed):
@@ -218,19 +306,41 @@ def lira_step(config: ExperimentConfig, facts,
     return {"shadow_dir": str(folder), "num_shadows": k}
 
 
+def drop_damaged_models(folder: pathlib.Path) -> None:
+    """Deletes bank / LiRA model files that cannot be read back, so they are trained again.
+
+    Each file is one model, seeded from the run seed and its index, so the
+    model trained in its place is the one it held. A file that reads but
+    belongs to another run is left to ``load_shadows``, which refuses it.
+    """
+    if not folder.is_dir():
+        return
+
+    def read_all(path):
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                data[key]  # pylint: disable=pointless-statement  (decompress: finds truncation)
+            if "logits" not in data.files or "in_mask" not in data.files:
+                raise ValueError("no 'logits' / 'in_mask' arrays")
+
+    for path in sorted(folder.glob("shadow_*.npz")):
+        store.reuse(path, read_all)
+
+
 def attack_step(tag: str, outputs, attacks: Optional[Sequence[str]], shadow_outputs, options,
                 config: ExperimentConfig, out: pathlib.Path, progress: Progress,
                 timings: Dict[str, float]):
     """Runs (or loads) every attack on one target; returns (AttackReport, ran)."""
-    from keras_mi import attacks as kattacks  # pylint: disable=import-outside-toplevel
     from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
 
     path = out / "attacks" / f"{tag}.json"
     progress.step(f"attack {tag}")
-    if path.exists():
+    saved = store.reuse(path, read_attack_report)
+    if saved is not None:
+        _check_reused_attacks(saved, path, config)
         progress.skip(f"attack {tag}")
         progress.advance()
-        return kattacks.AttackReport.from_json(path.read_text()), False
+        return saved, False
     t0 = time.perf_counter()
     seed_everything(model_seed(config.seed, f"attacks/{tag}"))
     result = attack_runner.run(outputs, attacks=attacks, shadow_outputs=shadow_outputs,
@@ -241,7 +351,32 @@ def attack_step(tag: str, outputs, attacks: Optional[Sequence[str]], shadow_outp
     progress.advance()
     # Read back what was saved, so a fresh run and a resumed one report the
     # same (down-sampled) curves.
-    return kattacks.AttackReport.from_json(path.read_text()), True
+    return read_attack_report(path), True
+
+
+def read_attack_report(path: pathlib.Path):
+    """An ``attacks/*.json`` file as an AttackReport; a bad one raises ValueError naming it."""
+    from keras_mi import attacks as kattacks  # pylint: disable=import-outside-toplevel
+
+    try:
+        report = kattacks.AttackReport.from_json(path.read_text(encoding="utf-8"))
+    except Exception as err:  # JSON, missing keys, wrong types: all mean a bad file
+        raise ValueError(f"{path} is not a readable attack report "
+                         f"({type(err).__name__}: {err}).") from err
+    if not report.results:
+        raise ValueError(f"{path} holds no attack results.")
+    return report
+
+
+def _check_reused_attacks(report, path: pathlib.Path, config: ExperimentConfig) -> None:
+    """Members-vs-non-members rows must count the config's members and non-members."""
+    s = config.split
+    for r in report.results:
+        if r.positives == "members" and r.negatives == "non_members" and (
+                r.n_members, r.n_non_members) != (s.members, s.non_members):
+            raise store.mismatch(path, f"attack '{r.name}' scored {r.n_members} members and "
+                                       f"{r.n_non_members} non-members, the config has "
+                                       f"{s.members} and {s.non_members}", str(path))
 
 
 def bank_recipe(config: ExperimentConfig, defense: str) -> str:
@@ -334,6 +469,7 @@ def bank_step(defense: str, config: ExperimentConfig, facts,
     progress.step(label)
     pool = lira.lira_pool(roles["members"], roles["non_members"])
     wanted = list(range(b.size)) if indices is None else [int(i) for i in indices]
+    drop_damaged_models(folder)
     todo = [i for i in wanted if not shadow_jobs.shadow_path(folder, i).exists()]
     recipe = bank_recipe(config, defense)
     queries = kbank.flip_shift_queries(b.query_shift) if b.queries == "flip_shift" else None
@@ -364,7 +500,6 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
     Returns:
       ``{"adaptive": AttackReport, "non_adaptive": AttackReport or None}``.
     """
-    from keras_mi import attacks as kattacks  # pylint: disable=import-outside-toplevel
     from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
 
     b, tag = config.bank, store.safe_tag(defense)
@@ -375,7 +510,7 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
             done[protocol] = None
             continue
         path = out / "attacks" / f"bank_{tag}{'' if protocol == 'adaptive' else '_non_adaptive'}.json"
-        if not path.exists():
+        if store.reuse(path, read_attack_report) is None:
             t0 = time.perf_counter()
             report = kbank.attack_bank(bank, shadow_bank=shadows, lira_center=b.lira_center,
                                        rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a)
@@ -383,7 +518,7 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
             store.write_text(path, report.to_json(indent=1) + "\n")
             store.save_timing(out, f"attacks/bank_{tag}_{protocol}_s",
                               time.perf_counter() - t0, timings)
-        done[protocol] = kattacks.AttackReport.from_json(path.read_text())
+        done[protocol] = read_attack_report(path)
     progress.step(f"bank attacks {tag}", done=True)
     progress.advance()
     return done

@@ -27,8 +27,9 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from keras_mi._atomic import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
@@ -43,6 +44,41 @@ class ConfigMismatchError(RuntimeError):
     """The output folder holds a run of a different config."""
 
 
+def reuse(path, load: Callable[[pathlib.Path], Any]) -> Optional[Any]:
+    """``load(path)`` of a finished step's file, or None when it must be recomputed.
+
+    Every step's file is written atomically, so one that cannot be read back
+    (truncated, overwritten by hand, not ours) was damaged after the fact.
+    Each step is seeded from the run seed and its own tag only, so computing
+    it again gives what the file held: the damaged file is named on stderr,
+    deleted and None returned, which makes the step run again. A file that
+    *reads* but disagrees with the config is not handled here: the caller
+    refuses it (see :func:`mismatch`), since its content may be someone's work.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    try:
+        return load(path)
+    except Exception as err:  # pylint: disable=broad-except  (any failure = damage)
+        print(f"keras-mi: {path} is damaged ({type(err).__name__}: {_short(err)}); deleting it "
+              "and computing it again.", file=sys.stderr)
+        path.unlink()
+        return None
+
+
+def mismatch(path, problem: str, delete: str) -> ValueError:
+    """The error for a readable step file that does not match the run's config."""
+    return ValueError(f"{path} does not match this run's config: {problem}. It was changed "
+                      f"after it was written; delete {delete} and run the same command again "
+                      "to recompute it.")
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def write_text(path, text: str) -> None:
     """Atomic text write."""
     atomic_write_text(path, text)
@@ -54,7 +90,11 @@ def write_json(path, data: Any, sort_keys: bool = True) -> None:
 
 
 def read_json(path) -> Any:
-    return json.loads(pathlib.Path(path).read_text())
+    """Parses a JSON file; a damaged one raises ValueError naming it."""
+    try:
+        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} is not readable JSON ({_short(err)}).") from err
 
 
 def safe_tag(name: str) -> str:
@@ -69,11 +109,25 @@ def safe_tag(name: str) -> str:
     return "".join(c if c.isalnum() or c in "+-_." else "_" for c in tag)
 
 
-def check_writable(out_dir) -> pathlib.Path:
-    """Creates ``out_dir`` if needed; raises if it is a file or not writable."""
+def check_writable(out_dir, create: bool = True) -> pathlib.Path:
+    """Creates ``out_dir`` if needed; raises if it is a file or not writable.
+
+    With ``create=False`` a missing folder is not made: its nearest existing
+    parent must be a folder this process may write to (the check before a
+    run is known to be valid, which must leave no trace).
+    """
     out = pathlib.Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"Output folder {out} is a file; pass --out a folder path.")
+    if not create and not out.exists():
+        parent = out.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            reason = "is a file" if not parent.is_dir() else "is not writable"
+            raise PermissionError(f"Output folder {out} is not writable ({parent} {reason}); "
+                                  "choose another --out.")
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".keras-mi-probe.")
@@ -97,7 +151,10 @@ def claim(out_dir, config, overwrite: bool = False) -> pathlib.Path:
     stamp = out / "config.sha256"
     fingerprint = config.fingerprint()
     if stamp.exists():
-        old = stamp.read_text().strip()
+        try:
+            old = stamp.read_text(encoding="ascii").strip()
+        except (OSError, ValueError):
+            old = "(unreadable)"  # damaged: not provably this config's folder
         if old != fingerprint:
             if not overwrite:
                 raise ConfigMismatchError(
@@ -131,8 +188,16 @@ def clear(out: pathlib.Path) -> None:
 
 
 def load_timings(out: pathlib.Path) -> Dict[str, float]:
-    p = out / "timings.json"
-    return read_json(p) if p.exists() else {}
+    """The wall times so far; a damaged ``timings.json`` is started afresh."""
+
+    def load(path):
+        data = read_json(path)
+        if not isinstance(data, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values()):
+            raise ValueError("not a mapping of step names to seconds")
+        return data
+
+    return reuse(out / "timings.json", load) or {}
 
 
 def save_timing(out: pathlib.Path, key: str, seconds: float,

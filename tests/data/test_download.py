@@ -130,3 +130,12 @@ def test_cached_arrays_builds_once(tmp_path):
     second = _download.cached_arrays(tmp_path, "k", build)
     assert len(calls) == 1
     np.testing.assert_array_equal(first["x"], second["x"])
+
+
+def test_failed_download_names_the_file_the_folders_and_the_address(tmp_path):
+    url = (tmp_path / "gone" / "payload.bin").as_uri()  # file:// without a file: no network
+    with pytest.raises(FileNotFoundError) as info:
+        resolve_file(_remote(url=url), tmp_path / "d", tmp_path / "c", download=True)
+    message = str(info.value)
+    assert "payload.bin" in message and url in message and "download" in message
+    assert str(tmp_path / "c") in message and "KERAS_MI_DATA_DIR" in message

@@ -53,3 +53,15 @@ def test_import_does_not_load_tensorflow():
     )
     env = dict(os.environ, KERAS_BACKEND="jax")
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_a_data_dir_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(FileNotFoundError, match=f"Data directory {missing} .*does not exist"):
+        load_dataset("location", data_dir=missing, cache_dir=tmp_path / "c")
+    monkeypatch.setenv("KERAS_MI_DATA_DIR", str(missing))
+    with pytest.raises(FileNotFoundError, match=r"\(\$KERAS_MI_DATA_DIR\) does not exist"):
+        load_dataset("location", cache_dir=tmp_path / "c")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        load_dataset("location", data_dir=tmp_path / "a-file", cache_dir=tmp_path / "c")

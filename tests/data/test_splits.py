@@ -173,3 +173,22 @@ def test_bad_sizes_are_refused(sizes):
     x, y = _pool()
     with pytest.raises(ValueError, match="members|reference"):
         MembershipSplit.create(x, y, *sizes)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text[: len(text) // 2], "is not a readable split file"),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "indices"}),
+     "is incomplete: it lacks \\['indices'\\]"),
+    (lambda text: json.dumps({**json.loads(text), "indices": {"members": [0]}}),
+     "lacks the indices of members, reference"),
+    (lambda text: json.dumps({**json.loads(text),
+                              "indices": {**json.loads(text)["indices"], "test": ["x"]}}),
+     "holds invalid indices"),
+])
+def test_load_of_a_damaged_file_names_it(tmp_path, damage, message):
+    x, y = _pool()
+    path = MembershipSplit.create(x, y, 100, 100, 100, 100, 100).save(tmp_path / "s.json")
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(ValueError, match=message) as err:
+        MembershipSplit.load(path, x, y)
+    assert str(path) in str(err.value)

@@ -91,3 +91,48 @@ def test_presets_follow_the_paper_and_validate():
     assert get_preset("paper-cifar10").training.epochs == 160
     with pytest.raises(ValueError, match="valid presets: location"):
         get_preset("paper-mnist")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"mmd_per_class": "yes please"}, "mmd_per_class must be true or false"),
+    ({"bank.non_adaptive": 1}, "non_adaptive must be true or false"),
+    ({"training.learning_rate": float("nan")}, "learning_rate must be a finite number"),
+    ({"dpsgd.epsilon": float("inf")}, "epsilon must be a finite number"),
+    ({"training.lr_boundaries": [1.5]}, r"lr_boundaries\[0\] must be int"),
+    ({"attacks": ["loss", 3]}, r"attacks\[1\] must be str"),
+])
+def test_fields_are_typed_and_finite(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig().with_overrides(overrides)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"training.momentum": 1.0}, r"training.momentum must lie in \[0, 1\)"),
+    ({"training.momentum": -0.5}, r"training.momentum must lie in \[0, 1\)"),
+    ({"dpsgd.momentum": 1.2}, r"dpsgd.momentum must lie in \[0, 1\)"),
+    ({"training.weight_decay": -1e-5}, "weight_decay must lie"),
+    ({"training.lr_factor": 10.0}, r"lr_factor .* must lie in \(0, 1\]"),
+    ({"training.lr_schedule": "step", "training.lr_boundaries": [0, 3]}, "distinct epochs >= 1"),
+    ({"training.lr_schedule": "step"}, "needs training.lr_boundaries"),
+    ({"training.lr_boundaries": [5]}, "only apply with training.lr_schedule 'step'"),
+    ({"seed": -3}, r"seed must lie in \[0, 2\*\*32\)"),
+    ({"split.reference": 0}, "split.reference must be at least 1"),
+    ({"num_shadow_models": -1}, "num_shadow_models must not be negative"),
+    ({"dpsgd.epsilon": -1.0}, "dpsgd.epsilon must be positive"),
+    ({"dpsgd.delta": 0.01, "split.members": 1000}, r"dpsgd.delta must lie in \(0, 1/members\)"),
+    ({"dpsgd.l2_norm_clip": 0.0}, "l2_norm_clip must be positive"),
+    ({"dpsgd.num_microbatches": 5, "training.batch_size": 64}, "positive divisor"),
+    ({"dpsgd.epochs": 0}, "dpsgd.epochs must be at least 1"),
+    ({"attacks": ["loss", "loss"]}, "attacks lists a name twice"),
+])
+def test_fields_are_bounded(overrides, message):
+    cfg = ExperimentConfig().with_overrides(overrides)
+    with pytest.raises(ValueError, match=message):
+        cfg.validate()
+
+
+def test_config_file_with_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: location\ntraining:\n  epochs: [3\n")
+    with pytest.raises(ValueError, match=r"run.yaml is not valid YAML: .*line 4"):
+        ExperimentConfig.load(path)
