@@ -1,8 +1,8 @@
 """Reading a run folder back: damaged files are named and recomputed, stale ones refused.
 
-One small finished run (synthetic data, one epoch, a bank of 4) is copied
-for each case, one of its files is damaged or changed, and the same run is
-started again.
+One small finished run (synthetic data, one epoch, two shadow models, a
+bank of 4) is copied for each case, one of its files is damaged or changed,
+and the same run is started again.
 """
 
 import json
@@ -29,9 +29,10 @@ def _synthetic(n, seed):
 def _config():
     return ExperimentConfig(
         dataset="synthetic",
-        split=SplitSizes(members=60, non_members=60, reference=60, test=40, shadow=0),
+        split=SplitSizes(members=60, non_members=60, reference=60, test=40, shadow=40),
         architecture="mlp_tanh", training=TrainingRecipe(epochs=1, batch_size=30),
-        defenses=["none"], attacks=["loss"], seed=0, bank=BankSettings(size=4))
+        defenses=["none"], attacks=["loss", "loss_class"], num_shadow_models=2, seed=0,
+        bank=BankSettings(size=4))
 
 
 DATA = _synthetic(300, seed=3)
@@ -75,6 +76,7 @@ def _drop_indices(path):
     ("split.json", _drop_indices, []),
     ("split.json", _truncate, []),
     ("banks/none/shadow_0001.npz", _truncate, ["banks/none"]),
+    ("shadows/shadow_01.npz", _truncate, []),
     ("attacks/bank_none.json", _truncate, []),
     ("timings.json", _truncate, []),
 ])
