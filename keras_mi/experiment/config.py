@@ -324,6 +324,11 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
     need(0.0 <= t.momentum < 1.0, f"training.momentum must lie in [0, 1); got {t.momentum}.")
     need(0.0 <= t.weight_decay < 1.0,
          f"training.weight_decay must lie in [0, 1); got {t.weight_decay}.")
+    # A boundary at or after the last epoch would never apply, without a word.
+    late = [b for b in t.lr_boundaries if b >= t.epochs]
+    need(not late or t.lr_schedule != "step",
+         f"training.lr_boundaries {late} lie at or after the last epoch (training.epochs = "
+         f"{t.epochs}) and would never apply; set boundaries below {t.epochs}.")
     need(0.0 < t.lr_factor <= 1.0,
          f"training.lr_factor (the learning rate is multiplied by it at each boundary) must "
          f"lie in (0, 1]; got {t.lr_factor}.")
@@ -413,7 +418,7 @@ def parse_defense(name: str):
         eps = float(arg)
     except ValueError:
         eps = -1.0
-    if not eps > 0:
+    if not (eps > 0 and math.isfinite(eps)):
         raise ValueError(f"Defense '{name}': epsilon must be a positive number, e.g. dpsgd:4.")
     return kind, eps
 

@@ -182,7 +182,8 @@ def _architecture_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[
 
 def _dpsgd_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
     """DP-SGD's accounting inputs for each ``dpsgd`` defense: checked as the baseline will."""
-    from keras_mi.baselines.accounting import validate_dp_arguments  # pylint: disable=import-outside-toplevel
+    from keras_mi.baselines.accounting import (  # pylint: disable=import-outside-toplevel
+        noise_multiplier_for_epsilon, validate_dp_arguments)
     from keras_mi.experiment.config import parse_defense  # pylint: disable=import-outside-toplevel
 
     dp, errors = config.dpsgd, []
@@ -201,6 +202,19 @@ def _dpsgd_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
                                   dp.num_microbatches)
         except ValueError as err:
             errors.append(f"dpsgd on {what} ({n} records): {err}")
+    if errors:
+        return errors
+    # An ε no noise level reaches fails in the baseline's calibration; run that
+    # calibration (seconds) now, as train_dpsgd will, so it fails before the claim.
+    n = config.split.members
+    targets = sorted({eps if eps is not None else dp.epsilon for kind, eps in kinds
+                      if kind == "dpsgd"})
+    for eps in targets:
+        try:
+            noise_multiplier_for_epsilon(eps, n, batch, epochs, dp.delta, "rdp",
+                                         dp.num_microbatches, steps=epochs * (n // batch))
+        except ValueError as err:
+            errors.append(f"dpsgd at epsilon {eps:g}: {err}")
     return errors
 
 

@@ -43,6 +43,12 @@ CASES = {
                                           "--set", "dpsgd.num_microbatches=7"], "divisor"),
     "dpsgd_delta_too_large": (["--defenses", "dpsgd", "--set", "dpsgd.delta=0.5"],
                               "dpsgd.delta must lie in (0, 1/members)"),
+    "dpsgd_unreachable_epsilon": (["--defenses", "dpsgd:1e-12", "--set", "dpsgd.batch_size=50",
+                                   "--set", "dpsgd.epochs=1000"], "needs a noise multiplier above"),
+    "dpsgd_infinite_epsilon": (["--defenses", "dpsgd:inf"], "epsilon must be a positive number"),
+    "lr_boundary_after_the_last_epoch": (["--set", "training.lr_schedule=step",
+                                          "--set", "training.lr_boundaries=[3]"],
+                                         "at or after the last epoch"),
     "dpsgd_zero_clip": (["--set", "dpsgd.l2_norm_clip=0"], "l2_norm_clip must be positive"),
     "dpsgd_zero_epochs": (["--set", "dpsgd.epochs=0"], "dpsgd.epochs must be at least 1"),
     "split_larger_than_pool": (["--set", "split.members=5000"], "Split sizes need"),
@@ -151,3 +157,25 @@ def test_a_refused_input_does_not_lock_the_folder(tmp_path, capsys, data_dir):
     runner.prepare(config, out)
     store.claim(out, config)  # no ConfigMismatchError, no --overwrite needed
     assert (out / "config.sha256").read_text().strip() == config.fingerprint()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--shadow-index", "0"], "the config asks for neither"),
+    (["--bank", "4", "--shadow-index", "4"], "Shadow index [4] out of range: valid 0..3"),
+    (["--bank", "4", "--shadow-index", "0", "--set", "split.reference=0"],
+     "split.reference must be at least 1"),
+    (["--bank", "4", "--shadow-index", "0", "--set", "training.augmentation=crop_flip"],
+     "needs images"),
+])
+def test_bad_shadow_jobs_are_clear_errors_and_write_nothing(tmp_path, capsys, data_dir, extra,
+                                                           message):
+    out = tmp_path / "run"
+    try:
+        code = cli.main(["shadow", "--out", str(out), "--quiet", "--data-dir", str(data_dir),
+                         *BASE, *extra])
+    except BaseException as err:  # noqa: BLE001
+        pytest.fail(f"traceback instead of an error message: {type(err).__name__}: {err}")
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT and err.startswith("keras-mi shadow: error: ")
+    assert message in err, err
+    assert not out.exists()
