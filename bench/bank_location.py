@@ -9,6 +9,15 @@ and the (model, record) pairs are pooled. Prints one table row per
 (defense, protocol, seed) and the median over seeds; writes
 ``results.json`` into ``--out`` (runs resume from there).
 
+DP-SGD: the preset's ``dpsgd`` row runs TF-Privacy's per-example optimizer in
+a child process (minutes per model on 2 cores), too slow for banks here, so
+by default the bench leaves ``dpsgd`` out of the evaluate run and instead
+trains a bank of the same recipe (the preset's ε, clip, learning rate,
+epochs, batch) with keras-mi's Keras 3 / JAX DP-SGD
+(:func:`keras_mi.baselines.train_dpsgd_keras`, Poisson batches) in a JAX
+child process, on the same pool and halves, and attacks it with the same
+protocol (``--no-dp-jax`` skips it).
+
   python bench/bank_location.py --quick                 # CI: tiny banks, < 2 min
   python bench/bank_location.py --out docs/results/bank_location/runs
 """
@@ -42,10 +51,15 @@ def parse_args(argv=None):
                    "(default $KERAS_MI_DATA_DIR)")
     p.add_argument("--out", default=None, help="run folders and results.json (resumable); "
                    "default a temporary folder")
+    p.add_argument("--no-dp-jax", action="store_true",
+                   help="skip the Keras 3 / JAX DP-SGD bank")
+    p.add_argument("--dp-jax-worker", metavar="RUN", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.bank = args.bank or (4 if args.quick else 16)
     args.seeds = args.seeds or ([0] if args.quick else [0, 1])
-    args.defenses = args.defenses or (["none", "mmd"] if args.quick else None)
+    if args.defenses is None:
+        # dpsgd's TF-Privacy bank is too slow here; the Keras 3 / JAX bank stands in.
+        args.defenses = ["none", "mmd"] if args.quick else ["none", "mixup", "mmd", "mmd+mixup"]
     return args
 
 
@@ -62,7 +76,7 @@ def config_for(args, seed):
     if args.quick:
         overrides.update({"training.epochs": 3, "split.members": 300, "split.non_members": 300,
                           "split.reference": 300, "split.test": 300, "split.shadow": 0,
-                          "attacks": ["loss"]})
+                          "attacks": ["loss"], "dpsgd.epochs": 2})
     return get_preset("location").with_overrides(overrides)
 
 
@@ -88,6 +102,78 @@ def rows_of(report, seed, timings):
     return rows
 
 
+def _rows_of_reports(seed, defense, reports, accuracy, bank_s):
+    from keras_mi.experiment.report import bank_summary
+
+    rows = []
+    bank = bank_summary(reports)
+    for protocol in ("adaptive", "non_adaptive"):
+        if protocol not in bank:
+            continue
+        b = bank[protocol]
+        for name, a in b["attacks"].items():
+            rows.append({
+                "seed": seed, "defense": defense, "protocol": protocol, "attack": name,
+                "strongest": name == b["strongest_attack"]["name"], "auc": a["auc"],
+                "low_fpr": a["low_fpr"], "members_above_all": a["members_above_all"],
+                "pairs": b["pairs"], "test_accuracy": accuracy,
+                "single_target_test_accuracy": None, "bank_s": bank_s})
+    return rows
+
+
+def dp_jax_worker(run: pathlib.Path, num_models: int) -> None:
+    """Trains the DP-SGD bank of ``run`` with Keras 3 on JAX (a child process)."""
+    import keras
+
+    from keras_mi.attacks import bank as kbank
+    from keras_mi.attacks.lira import lira_pool
+    from keras_mi.baselines import train_dpsgd_keras
+    from keras_mi.data import MembershipSplit, load_dataset
+    from keras_mi.experiment import ExperimentConfig
+    from keras_mi.experiment.train import model_seed
+    from keras_mi.models import build_model
+
+    cfg = ExperimentConfig.load(run / "config.json")
+    x, y = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    split = MembershipSplit.load(run / "split.json", x, y)
+    dp, recipe = cfg.dpsgd, cfg.training
+    pool = lira_pool((x[split.members], y[split.members]),
+                     (x[split.non_members], y[split.non_members]))
+
+    def train_fn(xt, yt, seed):
+        keras.utils.set_random_seed(int(seed))
+        model = build_model(cfg.architecture, x.shape[1:], int(y.max()) + 1, seed=int(seed))
+        train_dpsgd_keras(model, xt, yt, target_epsilon=dp.epsilon, l2_norm_clip=dp.l2_norm_clip,
+                          batch_size=dp.batch_size or recipe.batch_size,
+                          epochs=dp.epochs or recipe.epochs, learning_rate=dp.learning_rate,
+                          momentum=dp.momentum, delta=dp.delta, seed=int(seed))
+        return model
+
+    kbank.train_bank(train_fn, pool, run / "banks" / "dpsgd_jax", num_models=num_models,
+                     population=(x[split.test], y[split.test]),
+                     recipe=f"dpsgd-jax eps{dp.epsilon:g}", seed=model_seed(cfg.seed, "bank"))
+
+
+def dp_jax_rows(run: pathlib.Path, args, seed, epsilon):
+    """Trains (in a JAX child) and attacks the DP-SGD bank of one seed's run."""
+    import subprocess
+
+    from keras_mi.attacks import bank as kbank
+
+    t0 = time.perf_counter()
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    subprocess.run([sys.executable, __file__, "--dp-jax-worker", str(run), "--bank",
+                    str(args.bank)], env=env, check=True)
+    seconds = time.perf_counter() - t0
+    dp_bank = kbank.load_bank(run / "banks" / "dpsgd_jax", num_models=args.bank)
+    reports = {"adaptive": kbank.attack_bank(dp_bank),
+               "non_adaptive": kbank.attack_bank(
+                   dp_bank, shadow_bank=kbank.load_bank(run / "banks" / "none"))}
+    accuracy = kbank.model_accuracies(dp_bank)["population"]["median"]
+    return _rows_of_reports(seed, f"dpsgd (keras3/jax, ε={epsilon:g})", reports, accuracy,
+                            seconds)
+
+
 def fmt_tpr(point):
     if not point["resolved"]:
         return "n/a"
@@ -97,6 +183,9 @@ def fmt_tpr(point):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.dp_jax_worker:
+        dp_jax_worker(pathlib.Path(args.dp_jax_worker), args.bank)
+        return
     from keras_mi.experiment import run_experiment
 
     out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="bank_location_"))
@@ -106,9 +195,12 @@ def main(argv=None):
     for seed in args.seeds:
         folder = out / f"seed{seed}"
         print(f"== seed {seed}: bank of {args.bank} per defense -> {folder}", flush=True)
-        report = run_experiment(config_for(args, seed), folder, verbose=1)
+        config = config_for(args, seed)
+        report = run_experiment(config, folder, verbose=1)
         timings = json.loads((folder / "timings.json").read_text())
         rows.extend(rows_of(report, seed, timings))
+        if not args.no_dp_jax and "none" in config.defenses:
+            rows.extend(dp_jax_rows(folder, args, seed, config.dpsgd.epsilon))
     print(f"\n## Bank protocol, Location ({args.bank} models per defense, seeds {args.seeds})\n")
     print("| defense | protocol | seed | test acc | strongest attack | AUC | TPR@1% [95% CI] | "
           "TPR@0.1% [95% CI] | members above all (pooled) | bank s |")

@@ -48,7 +48,7 @@ def _attack_row(result) -> Dict[str, Any]:
     }
 
 
-def _bank_row(reports: Dict[str, Any]) -> Dict[str, Any]:
+def bank_summary(reports: Dict[str, Any]) -> Dict[str, Any]:
     """The bank protocol's numbers of one defense (strongest attack by low-FPR TPR)."""
     row: Dict[str, Any] = {}
     for protocol, report in reports.items():
@@ -112,7 +112,7 @@ def build_report(config, facts, targets: Dict[str, Dict[str, Any]],
             best = report.strongest()
             row["strongest_attack"] = {"name": best.name, **_attack_row(best)}
         if t.get("bank"):
-            row["bank"] = _bank_row(t["bank"])
+            row["bank"] = bank_summary(t["bank"])
         defenses[defense] = row
     return {
         "format": FORMAT_VERSION,
