@@ -85,9 +85,8 @@ def check_data_dir(data_dir=None):
 
     Example:
 
-    >>> check_data_dir("/no/such/folder")  # doctest: +SKIP
-    Traceback (most recent call last):
-    FileNotFoundError: Data directory /no/such/folder (data_dir argument / --data-dir) does not exist; ...
+    >>> check_data_dir("/data/mi")  # doctest: +SKIP
+    PosixPath('/data/mi')
     """
     path = resolve_data_dir(data_dir)
     if path is not None and not path.is_dir():

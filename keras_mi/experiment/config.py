@@ -484,7 +484,8 @@ def _coerce(obj, where: str) -> None:
             want = hints[base]
             if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
                 if not math.isfinite(value):
-                    raise ValueError(f"{where}.{field.name} must be a finite number, got {value!r}.")
+                    raise ValueError(
+                        f"{where}.{field.name} must be a finite number, got {value!r}.")
                 setattr(obj, field.name, float(value))
             elif want is int and isinstance(value, float) and value.is_integer():
                 setattr(obj, field.name, int(value))

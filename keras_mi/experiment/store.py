@@ -18,7 +18,9 @@ Layout of ``out_dir``::
 
 Every file is written to a temporary name in the same folder and renamed
 (``os.replace``), so an interruption leaves either the old file or the new
-one, never half a file.
+one, never half a file. A file that still cannot be read back was damaged
+afterwards: :func:`reuse` names it, deletes it and lets its step run again;
+one that reads but disagrees with the config is refused (:func:`mismatch`).
 """
 
 from __future__ import annotations
