@@ -179,3 +179,24 @@ def test_bad_shadow_jobs_are_clear_errors_and_write_nothing(tmp_path, capsys, da
     assert code == cli.EXIT_BAD_INPUT and err.startswith("keras-mi shadow: error: ")
     assert message in err, err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_tampered_run_folder_through_the_command_line(tmp_path, capsys, data_dir):
+    """Item 11 end to end: a damaged file is named and redone, a stale one refused (exit 2)."""
+    out = tmp_path / "run"
+    argv = BASE + ["--data-dir", str(data_dir)]
+    code, _ = _evaluate(capsys, out, argv)
+    assert code == 0
+    report = (out / "report.json").read_bytes()
+    attacks = out / "attacks" / "none.json"
+    attacks.write_text(attacks.read_text()[:100])
+    code, err = _evaluate(capsys, out, argv)
+    assert code == 0 and f"{attacks} is damaged" in err
+    assert (out / "report.json").read_bytes() == report
+    meta = out / "meta" / "none.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "seed": 12345}))
+    code, err = _evaluate(capsys, out, argv)
+    assert code == cli.EXIT_BAD_INPUT and "Traceback" not in err
+    assert err.startswith(f"keras-mi evaluate: error: {meta} does not match this run's config")
+    assert "seed 12345" in err and "delete" in err
