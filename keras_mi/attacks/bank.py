@@ -97,6 +97,15 @@ def check_pool(pool, num_models: int, population=None) -> None:
     * the population: ``(x, y)`` of the same input shape and no record
       (input bytes) that is also in the pool: RMIA's population must be
       data that no model of the bank trained on.
+
+    Example:
+      >>> pool = (np.arange(24.0).reshape(12, 2), np.arange(12) % 3)
+      >>> check_pool(pool, 4)
+      >>> z = np.concatenate([pool[0][:2], pool[0][:2] + 100.0])  # two pool rows, two new
+      >>> check_pool(pool, 4, population=(z, pool[1][:4]))
+      Traceback (most recent call last):
+      ...
+      ValueError: 2 population records also appear in the pool; RMIA's population must be data no bank model trained on (e.g. the test split).
     """
     check_bank_size(num_models)
     x, y = shadow_jobs._check_pool(pool)  # pylint: disable=protected-access
@@ -175,6 +184,10 @@ def train_bank(train_fn: Callable, pool, out_dir, num_models: int = 16, populati
 
     Returns:
       The paths of the models' files.
+
+    Example:
+      >>> paths = train_bank(train_fn, pool, "runs/bank", num_models=16,
+      ...                    indices=[int(os.environ["SLURM_ARRAY_TASK_ID"])])  # doctest: +SKIP
     """
     check_pool(pool, num_models, population)
     wanted = list(range(num_models)) if indices is None else [int(i) for i in indices]
@@ -213,6 +226,10 @@ def model_accuracies(bank: shadow_jobs.ShadowBank) -> Dict[str, Dict[str, object
       ``{"train": ..., "held_out": ..., "population": ...}``, each with the
       per-model values and their min/median/max (``population`` only when
       the bank has one).
+
+    Example:
+      >>> acc = model_accuracies(load_bank("runs/bank"))  # doctest: +SKIP
+      >>> acc["population"]["median"]  # doctest: +SKIP
     """
     correct = bank.logits.argmax(-1) == bank.labels[None]
     out = {"train": _per_target([c[m].mean() for c, m in zip(correct, bank.in_mask)]),
@@ -251,6 +268,11 @@ def attack_bank(bank: shadow_jobs.ShadowBank, shadow_bank: Optional[shadow_jobs.
       bank size, the per-target AUC, TPR at each FPR and members above
       every non-member (values and min/median/max), the offline ``a`` per
       target and the attacks skipped with the reason.
+
+    Example:
+      >>> report = attack_bank(load_bank("runs/mmd_bank"),
+      ...                      shadow_bank=load_bank("runs/none_bank"))  # doctest: +SKIP
+      >>> report.strongest(by="low_fpr").low_fpr[0.001]  # doctest: +SKIP
     """
     check_bank_size(bank.num_models)
     n_models = bank.num_models

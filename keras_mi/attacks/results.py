@@ -327,7 +327,13 @@ class AttackReport:
 
     @staticmethod
     def resolved_fpr(results: Iterable[AttackResult]) -> Optional[float]:
-        """The smallest FPR target resolved (enough negatives) in every result, or None."""
+        """The smallest FPR target resolved (enough negatives) in every result, or None.
+
+        Example:
+          >>> r = evaluate_scores(np.arange(2000.0), np.arange(2000.0) - 0.5)
+          >>> AttackReport.resolved_fpr([r])  # 2,000 negatives: 1 % but not 0.1 %
+          0.01
+        """
         common = None
         for r in results:
             ok = {t for t, p in r.low_fpr.items() if p.get("resolved")}

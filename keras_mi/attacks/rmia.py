@@ -104,6 +104,12 @@ def rmia_scores(target_x, ref_x, ref_in, target_z, ref_z, online: bool = True,
     Raises:
       ValueError: on mismatched shapes, a record with no "out" (offline) or
         no "in"/"out" (online) reference model, or ``a``/``γ`` out of range.
+
+    Example:
+      >>> ref_in = np.array([[True], [False]])
+      >>> rmia_scores(np.array([0.8]), np.array([[0.9], [0.3]]), ref_in,
+      ...             np.array([0.2, 0.6]), np.array([[0.4, 0.5], [0.4, 0.5]])).tolist()
+      [1.0]
     """
     tx, tz = _check("target_x", target_x, 1), _check("target_z", target_z, 1)
     rx, rz = _check("ref_x", ref_x, 2), _check("ref_z", ref_z, 2)
@@ -158,6 +164,10 @@ def tune_offline_a(paired_x, ref_x, ref_in, paired_in, paired_z, ref_z, gamma: f
 
     Returns:
       The chosen ``a``.
+
+    Example:
+      >>> a = tune_offline_a(sig[1], sig[2:], in_mask[2:], in_mask[1],
+      ...                    sig_z[1], sig_z[2:])  # doctest: +SKIP
     """
     paired_in = np.asarray(paired_in, dtype=bool)
     if paired_in.all() or not paired_in.any():
@@ -184,6 +194,11 @@ def paired_index(index: int) -> int:
 
 
 def rmia_signal(query_logits, labels) -> np.ndarray:
-    """``Pr(x|θ)`` averaged over the query views: ``(..., Q, n, C)`` -> ``(..., n)``."""
+    """``Pr(x|θ)`` averaged over the query views: ``(..., Q, n, C)`` -> ``(..., n)``.
+
+    Example:
+      >>> rmia_signal(np.zeros((2, 1, 3)), np.array([0])).tolist()  # 2 views, 1 record
+      [0.3333333333333333]
+    """
     return true_class_probability(query_logits, labels).mean(axis=-2)
 

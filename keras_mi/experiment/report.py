@@ -49,7 +49,20 @@ def _attack_row(result) -> Dict[str, Any]:
 
 
 def bank_summary(reports: Dict[str, Any]) -> Dict[str, Any]:
-    """The bank protocol's numbers of one defense (strongest attack by low-FPR TPR)."""
+    """The bank protocol's numbers of one defense (strongest attack by low-FPR TPR).
+
+    Args:
+      reports: ``{"adaptive": AttackReport, "non_adaptive": AttackReport or
+        None}`` from :func:`keras_mi.experiment.steps.bank_attack_step`.
+
+    Returns:
+      ``{protocol: {num_models, pairs, strongest_attack, attacks, skipped},
+      "accuracy": ...}`` (JSON-ready).
+
+    Example:
+      >>> bank_summary({"adaptive": report})["adaptive"]["strongest_attack"]["name"]  # doctest: +SKIP
+      'lira_online_fixed_var'
+    """
     row: Dict[str, Any] = {}
     for protocol, report in reports.items():
         if report is None:
@@ -180,6 +193,9 @@ def format_bank_table(report: Dict[str, Any], timings: Optional[Dict[str, float]
     TPR with intervals, members above every non-member (pooled, and per
     target model median and max), the min-max of the per-target TPR@1 %,
     and the bank models' median test accuracy.
+
+    Example:
+      >>> print(format_bank_table(json.load(open("runs/audit/report.json"))))  # doctest: +SKIP
     """
     timings = timings or {}
     rows = [(d, r["bank"]) for d, r in report["defenses"].items() if r.get("bank")]

@@ -385,6 +385,10 @@ def bank_recipe(config: ExperimentConfig, defense: str) -> str:
     Two banks share a label only when the defense, data, architecture,
     training recipe and defense hyper-parameters agree, so a folder can
     never mix models of different recipes.
+
+    Example:
+      >>> bank_recipe(ExperimentConfig(), "mmd")[:4]
+      'mmd '
     """
     import hashlib  # pylint: disable=import-outside-toplevel
     import json  # pylint: disable=import-outside-toplevel
@@ -418,7 +422,12 @@ class _FixedLogits:
 
 def bank_train_fn(defense: str, config: ExperimentConfig, facts,
                   roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path):
-    """``train_fn(x, y, seed) -> model`` that trains one bank model *with* ``defense``."""
+    """``train_fn(x, y, seed) -> model`` that trains one bank model *with* ``defense``.
+
+    Example:
+      >>> fn = bank_train_fn("mmd", config, facts, roles, out)  # doctest: +SKIP
+      >>> model = fn(x_half, y_half, seed=3)  # doctest: +SKIP
+    """
     kind, _ = parse_defense(defense)
     pool_x = np.concatenate([roles["members"][0], roles["non_members"][0]])
     pool_y = np.concatenate([roles["members"][1], roles["non_members"][1]])
@@ -459,6 +468,10 @@ def bank_step(defense: str, config: ExperimentConfig, facts,
       ``(bank, trained)``: the :class:`~keras_mi.attacks.shadow_jobs.ShadowBank`
       (None when ``indices`` asked for only part of it) and whether any
       model was trained in this call.
+
+    Example:
+      >>> bank, trained = bank_step("mmd", config, facts, roles, out, progress,
+      ...                           timings)  # doctest: +SKIP
     """
     from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
     from keras_mi.attacks import lira, shadow_jobs  # pylint: disable=import-outside-toplevel
@@ -499,6 +512,11 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
 
     Returns:
       ``{"adaptive": AttackReport, "non_adaptive": AttackReport or None}``.
+
+    Example:
+      >>> reports = bank_attack_step("mmd", mmd_bank, none_bank, config, out, progress,
+      ...                            timings)  # doctest: +SKIP
+      >>> reports["adaptive"].strongest(by="low_fpr").name  # doctest: +SKIP
     """
     from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
 

@@ -10,7 +10,8 @@ from keras_mi.attacks import evaluate_scores, runner
 from keras_mi.outputs import ModelOutputs
 
 
-@pytest.mark.parametrize("module", ["metrics", "results", "scores", "threshold", "runner"])
+@pytest.mark.parametrize("module", ["metrics", "results", "scores", "threshold", "runner",
+                                    "bank", "rmia"])
 def test_docstring_examples(module):
     mod = importlib.import_module(f"keras_mi.attacks.{module}")
     try:
