@@ -389,3 +389,31 @@ def test_flip_shift_queries_views():
     assert np.all(views[1][:, :2] == 0)
     with pytest.raises(ValueError, match="images"):
         kbank.flip_shift_queries(1)(np.zeros((3, 4)))
+
+
+def test_image_bank_stores_every_query_view_and_lira_uses_them(tmp_path):
+    rng = np.random.default_rng(3)
+    y = np.arange(48) % 3
+    x = rng.normal(size=(48, 6, 6, 1)) + y[:, None, None, None]
+    pop = (rng.normal(size=(12, 6, 6, 1)) + 5.0, np.arange(12) % 3)
+
+    class FlatMean(_MeanModel):
+        def __init__(self, xs, ys):
+            super().__init__(xs.reshape(len(xs), -1), ys)
+
+        def predict(self, xs, batch_size=None, verbose=0):
+            return super().predict(np.asarray(xs).reshape(len(xs), -1))
+
+    kbank.train_bank(lambda xs, ys, seed: FlatMean(xs, ys), (x, y), tmp_path, num_models=6,
+                     population=pop, queries=kbank.flip_shift_queries(1), verbose=0)
+    bank = kbank.load_bank(tmp_path)
+    assert bank.query_logits.shape == (6, 18, 48, 3)
+    assert bank.population_logits.shape == (6, 18, 12, 3)
+    np.testing.assert_array_equal(bank.query_logits[:, 0], bank.logits)
+    # The flipped view is a different input, so its logits differ.
+    assert not np.allclose(bank.query_logits[:, 9], bank.logits)
+    one_view = shadow_jobs.ShadowBank(bank.logits, bank.in_mask, bank.labels, bank.fingerprint,
+                                      bank.seed)
+    full = kbank.attack_bank(bank, attacks=["lira_online_fixed_var"], keep_scores=True)
+    plain = kbank.attack_bank(one_view, attacks=["lira_online_fixed_var"], keep_scores=True)
+    assert not np.allclose(full.results[0].member_scores, plain.results[0].member_scores)
