@@ -80,33 +80,9 @@ def config_for(args, seed):
     return get_preset("location").with_overrides(overrides)
 
 
-def rows_of(report, seed, timings):
-    from keras_mi.experiment.store import safe_tag
-
+def bank_rows(seed, defense, bank, accuracy, bank_s):
+    """One row per (protocol, attack) of a defense's bank summary (``report.bank_summary``)."""
     rows = []
-    for defense, row in report["defenses"].items():
-        bank = row.get("bank", {})
-        acc = bank.get("accuracy", {}).get("population", {}).get("median")
-        for protocol in ("adaptive", "non_adaptive"):
-            if protocol not in bank:
-                continue
-            b = bank[protocol]
-            for name, a in b["attacks"].items():
-                rows.append({
-                    "seed": seed, "defense": defense, "protocol": protocol, "attack": name,
-                    "strongest": name == b["strongest_attack"]["name"],
-                    "auc": a["auc"], "low_fpr": a["low_fpr"],
-                    "members_above_all": a["members_above_all"], "pairs": b["pairs"],
-                    "test_accuracy": acc, "single_target_test_accuracy": row["test_accuracy"],
-                    "bank_s": timings.get(f"banks/{safe_tag(defense)}_s")})
-    return rows
-
-
-def _rows_of_reports(seed, defense, reports, accuracy, bank_s):
-    from keras_mi.experiment.report import bank_summary
-
-    rows = []
-    bank = bank_summary(reports)
     for protocol in ("adaptive", "non_adaptive"):
         if protocol not in bank:
             continue
@@ -116,8 +92,19 @@ def _rows_of_reports(seed, defense, reports, accuracy, bank_s):
                 "seed": seed, "defense": defense, "protocol": protocol, "attack": name,
                 "strongest": name == b["strongest_attack"]["name"], "auc": a["auc"],
                 "low_fpr": a["low_fpr"], "members_above_all": a["members_above_all"],
-                "pairs": b["pairs"], "test_accuracy": accuracy,
-                "single_target_test_accuracy": None, "bank_s": bank_s})
+                "pairs": b["pairs"], "test_accuracy": accuracy, "bank_s": bank_s})
+    return rows
+
+
+def rows_of(report, seed, timings):
+    from keras_mi.experiment.store import safe_tag
+
+    rows = []
+    for defense, row in report["defenses"].items():
+        bank = row.get("bank", {})
+        rows.extend(bank_rows(seed, defense, bank,
+                              bank.get("accuracy", {}).get("population", {}).get("median"),
+                              timings.get(f"banks/{safe_tag(defense)}_s")))
     return rows
 
 
@@ -169,9 +156,11 @@ def dp_jax_rows(run: pathlib.Path, args, seed, epsilon):
     reports = {"adaptive": kbank.attack_bank(dp_bank),
                "non_adaptive": kbank.attack_bank(
                    dp_bank, shadow_bank=kbank.load_bank(run / "banks" / "none"))}
+    from keras_mi.experiment.report import bank_summary
+
     accuracy = kbank.model_accuracies(dp_bank)["population"]["median"]
-    return _rows_of_reports(seed, f"dpsgd (keras3/jax, ε={epsilon:g})", reports, accuracy,
-                            seconds)
+    return bank_rows(seed, f"dpsgd (keras3/jax, ε={epsilon:g})", bank_summary(reports),
+                     accuracy, seconds)
 
 
 def fmt_tpr(point):

@@ -67,6 +67,9 @@ def true_class_probability(logits, labels) -> np.ndarray:
     y = np.asarray(labels)
     if z.ndim < 2 or y.ndim != 1 or z.shape[-2] != len(y):
         raise ValueError(f"need logits (..., n, classes) and labels (n,); got {z.shape}, {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer) or y.min(initial=0) < 0 \
+            or y.max(initial=0) >= z.shape[-1]:
+        raise ValueError(f"labels must be integers in [0, {z.shape[-1]}).")
     logp = log_softmax(z.reshape(-1, z.shape[-1])).reshape(z.shape)
     index = np.broadcast_to(y[:, None], z.shape[:-1] + (1,))
     return np.exp(np.take_along_axis(logp, index, axis=-1)[..., 0])

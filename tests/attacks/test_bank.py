@@ -417,3 +417,13 @@ def test_image_bank_stores_every_query_view_and_lira_uses_them(tmp_path):
     full = kbank.attack_bank(bank, attacks=["lira_online_fixed_var"], keep_scores=True)
     plain = kbank.attack_bank(one_view, attacks=["lira_online_fixed_var"], keep_scores=True)
     assert not np.allclose(full.results[0].member_scores, plain.results[0].member_scores)
+
+
+def test_true_class_probability_matches_numpy_and_checks_labels():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(2, 3, 5, 4))
+    y = rng.integers(0, 4, 5)
+    np.testing.assert_allclose(rmia.true_class_probability(z, y), _np_softmax_true(z, y),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="labels must be integers"):
+        rmia.true_class_probability(z, np.array([0, 1, 2, 3, 4]))

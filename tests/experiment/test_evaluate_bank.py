@@ -2,9 +2,9 @@
 
 import json
 
-import numpy as np
 import pytest
 
+from _experiment_data import three_class
 from keras_mi import cli
 from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, run_experiment
 from keras_mi.experiment.config import BankSettings
@@ -12,12 +12,6 @@ from keras_mi.experiment.config import BankSettings
 pytestmark = pytest.mark.slow
 
 
-def _synthetic(n, seed):
-    """A noisy 3-class task on 8 Gaussian features."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8)).astype("float32")
-    y = np.digitize(x[:, 0] + 0.5 * rng.normal(size=n), [-0.5, 0.5]).astype(np.int64)
-    return x, y
 
 
 def _config(**bank):
@@ -41,7 +35,7 @@ def test_adaptive_bank_trains_with_the_defense_and_resumes(tmp_path, monkeypatch
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(training, "MMDModel", CountingMMDModel)
-    x, y = _synthetic(300, seed=1)
+    x, y = three_class(300, seed=1)
     seen = []
     report = run_experiment(_config(), tmp_path, data=(x, y), verbose=0, on_step_saved=seen.append)
     # One MMD target + four MMD bank models; the none bank builds none.
@@ -77,7 +71,7 @@ def test_adaptive_bank_trains_with_the_defense_and_resumes(tmp_path, monkeypatch
 def test_bank_jobs_per_index_then_evaluate_only_aggregates(tmp_path, monkeypatch):
     from keras_mi.experiment import runner
 
-    x, y = _synthetic(300, seed=2)
+    x, y = three_class(300, seed=2)
     cfg = _config()
     runner.train_lira_shadows(cfg, tmp_path, [0, 1], data=(x, y), verbose=0)
     runner.train_lira_shadows(cfg, tmp_path, [2, 3], data=(x, y), verbose=0)

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+from _experiment_data import three_class
 from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, run_experiment
 from keras_mi.experiment.config import BankSettings
 from keras_mi.outputs import ModelOutputs
@@ -18,12 +19,6 @@ from keras_mi.outputs import ModelOutputs
 pytestmark = pytest.mark.slow
 
 
-def _synthetic(n, seed):
-    """A noisy 3-class task on 8 Gaussian features."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8)).astype("float32")
-    y = np.digitize(x[:, 0] + 0.5 * rng.normal(size=n), [-0.5, 0.5]).astype(np.int64)
-    return x, y
 
 
 def _config():
@@ -35,7 +30,7 @@ def _config():
         bank=BankSettings(size=4))
 
 
-DATA = _synthetic(300, seed=3)
+DATA = three_class(300, seed=3)
 
 
 @pytest.fixture(scope="module")
