@@ -285,6 +285,11 @@ def attack_bank(bank: shadow_jobs.ShadowBank, shadow_bank: Optional[shadow_jobs.
             raise ValueError(f"the shadow bank has {shadow_bank.num_models} models, the bank "
                              f"{n_models}; use banks of the same size.")
     has_population = bank.population_logits is not None and shadows.population_logits is not None
+    if has_population and not adaptive and (
+            shadows.population_logits.shape[1:] != bank.population_logits.shape[1:]
+            or not np.array_equal(shadows.population_labels, bank.population_labels)):
+        raise ValueError("the shadow bank was queried on another population set; RMIA needs "
+                         "the same population for the targets and their shadows.")
     skipped: Dict[str, str] = {}
     names = list(BANK_ATTACKS) if attacks is None else list(attacks)
     unknown = [a for a in names if a not in BANK_ATTACKS]

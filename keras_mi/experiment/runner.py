@@ -372,9 +372,7 @@ def train_lira_shadows(config: ExperimentConfig, out_dir, indices: Sequence[int]
                          "bank.size) or LiRA's shadows (--attacks ... lira); the config asks "
                          "for neither.")
     validate_names(config, data_given=data is not None)
-    limit = bank or config.num_lira_shadows
-    if lira and bank:
-        limit = min(bank, config.num_lira_shadows)
+    limit = max(bank, config.num_lira_shadows if lira else 0)
     bad = [int(i) for i in indices if not 0 <= int(i) < limit]
     if bad:
         raise ValueError(f"Shadow index {bad} out of range: valid 0..{limit - 1} "
@@ -388,13 +386,15 @@ def train_lira_shadows(config: ExperimentConfig, out_dir, indices: Sequence[int]
                  for r in ("members", "non_members", "reference", "test")
                  if len(getattr(split, r))}
         timings = store.load_timings(out)
+        # An index may name a bank model, a LiRA shadow or both: each kind trains its own.
         if lira:
             steps.lira_step(config, facts, roles, out, _verbosity(verbose), progress, timings,
-                            indices=list(indices))
+                            indices=[int(i) for i in indices
+                                     if int(i) < config.num_lira_shadows])
         if bank:
             for defense in config.defenses:
                 steps.bank_step(defense, config, facts, roles, out, progress, timings,
-                                indices=list(indices))
+                                indices=[int(i) for i in indices if int(i) < bank])
     finally:
         progress.close()
     return [int(i) for i in indices]

@@ -427,3 +427,14 @@ def test_true_class_probability_matches_numpy_and_checks_labels():
                                rtol=1e-12)
     with pytest.raises(ValueError, match="labels must be integers"):
         rmia.true_class_probability(z, np.array([0, 1, 2, 3, 4]))
+
+
+def test_non_adaptive_needs_the_same_pool_size_and_population():
+    target = _synthetic_bank(n_pool=60, seed=1)
+    other = _synthetic_bank(n_pool=60, seed=1)
+    other.population_labels = (other.population_labels + 1) % 3
+    with pytest.raises(ValueError, match="another population"):
+        kbank.attack_bank(target, shadow_bank=other)
+    smaller = _synthetic_bank(n_models=6, n_pool=60, seed=1)
+    with pytest.raises(ValueError, match="same size"):
+        kbank.attack_bank(target, shadow_bank=smaller)
