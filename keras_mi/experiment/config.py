@@ -55,8 +55,8 @@ class SplitSizes:
     shadow models (shadow-model attack, LiRA) draw their training sets from.
 
     Example:
-      >>> SplitSizes(members=1000, non_members=1000, reference=1000).total
-      3000
+      >>> SplitSizes(members=1000, non_members=1000, reference=1000).total  # + test 1000
+      4000
     """
 
     members: int = 1000

@@ -193,3 +193,23 @@ def test_without_replacement_draws_are_uniform_and_varied(make_net, toy):
     assert hits[class_rows].sum() == draws.size
     assert 40 < hits[class_rows].min() and hits[class_rows].max() < 120  # expected 75 each
     assert len({tuple(d[:2]) for d in draws}) > 100  # not a few fixed windows
+
+
+def test_weight_zero_ends_with_the_weights_of_a_plain_fit(make_net, toy):
+    """λ = 0 is plain training: same optimizer, data order and steps give the same weights."""
+    x, y = toy
+    plain, wrapped_net = make_net(seed=3), make_net(seed=3)
+    plain.compile(keras.optimizers.SGD(0.1, momentum=0.9), SCCE)
+    plain.fit(x, y, batch_size=48, epochs=3, shuffle=False, verbose=0)
+    wrapped = MMDModel(wrapped_net, reference=(x[:120], y[:120]), weight=0.0, sigma=0.1, seed=0)
+    wrapped.compile(keras.optimizers.SGD(0.1, momentum=0.9), SCCE)
+    wrapped.fit(x, y, batch_size=48, epochs=3, shuffle=False, verbose=0)
+    for a, b in zip(plain.get_weights(), wrapped_net.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # And λ > 0 does move them (the test could fail).
+    moved_net = make_net(seed=3)
+    moved = MMDModel(moved_net, reference=(x[:120], y[:120]), weight=1.0, sigma=0.1, seed=0)
+    moved.compile(keras.optimizers.SGD(0.1, momentum=0.9), SCCE)
+    moved.fit(x, y, batch_size=48, epochs=3, shuffle=False, verbose=0)
+    assert not all(np.allclose(a, b, atol=1e-5)
+                   for a, b in zip(plain.get_weights(), moved_net.get_weights()))
