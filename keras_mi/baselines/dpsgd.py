@@ -105,13 +105,21 @@ def _check_pair(name: str, pair, input_shape, num_classes) -> ArrayPair:
     return x, y.astype("int64")
 
 
-def _run_child(request_path: pathlib.Path, verbose: int, timeout: Optional[float]) -> None:
+def _run_child(request_path: pathlib.Path, verbose: int, timeout: Optional[float],
+               module: str = "keras_mi.baselines.dpsgd_worker",
+               env_updates: Optional[Dict[str, str]] = None) -> None:
+    """Runs ``python -m module request_path``; raises with its stderr tail on failure.
+
+    ``env_updates`` replaces the default ``TF_USE_LEGACY_KERAS=1`` (what the
+    TF-Privacy worker needs) with other variables.
+    """
     package_root = str(pathlib.Path(__file__).resolve().parents[2])
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+    env = dict(os.environ, **(env_updates if env_updates is not None
+                              else {"TF_USE_LEGACY_KERAS": "1"}))
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cmd = [sys.executable, "-m", "keras_mi.baselines.dpsgd_worker", str(request_path)]
+    cmd = [sys.executable, "-m", module, str(request_path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, bufsize=1)
     tail = collections.deque(maxlen=_STDERR_TAIL_LINES)

@@ -14,7 +14,8 @@ Defense names (see :data:`DEFENSES`):
 * ``mmd``: cross-entropy + λ·MMD² between the softmax outputs of a training
   batch and a class-matched reference batch (``mmd_weight`` = λ).
 * ``mmd+mixup``: both (the paper's proposed defense).
-* ``dpsgd``: DP-SGD (TF-Privacy) at ``dpsgd.epsilon``; ``dpsgd:8`` asks for
+* ``dpsgd``: DP-SGD (TF-Privacy, or Keras 3 on JAX with
+  ``dpsgd.implementation: keras_jax``) at ``dpsgd.epsilon``; ``dpsgd:8`` asks for
   ε = 8 explicitly, so several budgets can be compared in one report.
 """
 
@@ -108,6 +109,13 @@ class DPSGDSettings:
     of the batch size) clips per microbatch instead of per example: still
     record-level DP, much faster, noisier per example.
 
+    ``implementation`` picks the trainer: ``"tf_privacy"`` (default;
+    TF-Privacy's optimizer on tf-keras, shuffled fixed-size batches, in a
+    TensorFlow child process) or ``"keras_jax"``
+    (:func:`keras_mi.baselines.train_dpsgd_keras` in a ``KERAS_BACKEND=jax``
+    child process: Poisson-sampled batches, the sampler the accountant
+    assumes; ``num_microbatches`` must be null there).
+
     Example:
       >>> DPSGDSettings(epsilon=4.0).l2_norm_clip
       1.0
@@ -121,6 +129,28 @@ class DPSGDSettings:
     num_microbatches: Optional[int] = None  # None: per-example clipping
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
+    implementation: str = "tf_privacy"
+
+
+#: DP-SGD trainers of the ``dpsgd`` defense (``dpsgd.implementation``).
+DPSGD_IMPLEMENTATIONS = ("tf_privacy", "keras_jax")
+
+
+def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
+    """``config.to_dict()`` without fields that do not change the numbers'
+    identity: data locations, and ``dpsgd.implementation`` at its default
+    (so folders and banks made before the field existed keep their hashes).
+
+    Example:
+      >>> "implementation" in identity_dict(ExperimentConfig())["dpsgd"]
+      False
+    """
+    data = config.to_dict()
+    for key in _LOCATION_FIELDS:
+        data.pop(key, None)
+    if data.get("dpsgd", {}).get("implementation") == "tf_privacy":
+        del data["dpsgd"]["implementation"]
+    return data
 
 
 #: Query views of the bank protocol: the plain input, or flips and shifts (images).
@@ -237,9 +267,7 @@ class ExperimentConfig:
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON without the data-location fields."""
-        data = self.to_dict()
-        for key in _LOCATION_FIELDS:
-            data.pop(key, None)
+        data = identity_dict(self)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -369,6 +397,12 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
         need(dp.num_microbatches >= 1 and dp_batch >= 1 and dp_batch % dp.num_microbatches == 0,
              f"dpsgd.num_microbatches ({dp.num_microbatches}) must be a positive divisor of the "
              f"DP-SGD batch size ({dp_batch}), or null for per-example clipping.")
+    need(dp.implementation in DPSGD_IMPLEMENTATIONS,
+         f"dpsgd.implementation '{dp.implementation}' is not one of "
+         f"{', '.join(DPSGD_IMPLEMENTATIONS)}.")
+    need(dp.implementation != "keras_jax" or dp.num_microbatches is None,
+         "dpsgd.num_microbatches is a TF-Privacy option; the keras_jax trainer clips per "
+         "example: set it to null.")
     return errors
 
 

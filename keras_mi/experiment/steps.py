@@ -201,12 +201,13 @@ def _check_reused_target(defense, seed, meta, meta_path, outputs, outputs_path, 
 
 
 def _keep_dpsgd_model(work_dir: pathlib.Path, target: pathlib.Path) -> None:
-    """Keeps the DP-SGD child's tf-keras model; drops its copy of the data."""
+    """Keeps the DP-SGD child's model (tf-keras ``.h5``, or ``.keras`` from the
+    keras_jax trainer, under ``target`` with that suffix); drops its copy of the data."""
     import shutil  # pylint: disable=import-outside-toplevel
 
-    model = work_dir / "out" / "model.h5"
-    if model.exists():
-        os.replace(model, target)
+    for model in (work_dir / "out" / "model.h5", work_dir / "out" / "model.keras"):
+        if model.exists():
+            os.replace(model, target.with_suffix(model.suffix))
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
@@ -393,7 +394,9 @@ def bank_recipe(config: ExperimentConfig, defense: str) -> str:
     import hashlib  # pylint: disable=import-outside-toplevel
     import json  # pylint: disable=import-outside-toplevel
 
-    d = config.to_dict()
+    from keras_mi.experiment.config import identity_dict  # pylint: disable=import-outside-toplevel
+
+    d = identity_dict(config)  # dpsgd.implementation only when not the default
     keys = ("dataset", "split", "architecture", "training", "seed", "mmd_weight", "mmd_sigma",
             "mmd_schedule", "mmd_per_class", "mixup_alpha", "dpsgd")
     text = json.dumps({k: d[k] for k in keys}, sort_keys=True)

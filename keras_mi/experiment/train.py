@@ -159,12 +159,17 @@ def train_keras_defense(defense: str, config: ExperimentConfig, data: Dict[str, 
 def train_dpsgd_defense(defense: str, config: ExperimentConfig,
                         data: Dict[str, Any], input_shape, num_classes: int, architecture: str,
                         seed: int, verbose: int = 0) -> TrainedModel:
-    """DP-SGD at the requested ε, in a child process (TF-Privacy + tf-keras).
+    """DP-SGD at the requested ε, in a child process.
 
-    The noise multiplier is the smallest that reaches ε for the run's
-    member count, batch size and epochs (``noise_multiplier_for_epsilon``,
-    inside ``train_dpsgd``); the tf-keras model is kept as ``model.h5`` in
-    ``data["work_dir"]``.
+    ``config.dpsgd.implementation`` picks the child: ``"tf_privacy"``
+    (TF-Privacy + tf-keras, :func:`keras_mi.baselines.train_dpsgd`; the model
+    is kept as ``out/model.h5`` in ``data["work_dir"]``) or ``"keras_jax"``
+    (:func:`keras_mi.baselines.train_dpsgd_keras` with ``KERAS_BACKEND=jax``
+    and Poisson batches; ``out/model.keras``). The noise multiplier is the
+    smallest that reaches ε for the run's member count, batch size and
+    epochs (``noise_multiplier_for_epsilon``). The extras record the
+    implementation; for ``keras_jax`` also the sampler and the accountant's
+    ``sampling_assumption``.
     """
     from keras_mi import baselines  # pylint: disable=import-outside-toplevel
 
@@ -175,6 +180,9 @@ def train_dpsgd_defense(defense: str, config: ExperimentConfig,
     epochs = dp.epochs or recipe.epochs
     batch_size = dp.batch_size or recipe.batch_size
     splits = data["eval"]
+    if dp.implementation == "keras_jax":
+        return _train_dpsgd_keras_jax(dp, epsilon, batch_size, epochs, splits, data,
+                                      input_shape, num_classes, architecture, seed, verbose)
     # train_dpsgd calibrates the noise multiplier to ε on the steps it takes
     # (baselines.noise_multiplier_for_epsilon), so the ε reported is met.
     result = baselines.train_dpsgd(
@@ -191,3 +199,25 @@ def train_dpsgd_defense(defense: str, config: ExperimentConfig,
         "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
         "batch_size": int(result.batch_size), "num_microbatches": result.num_microbatches,
         "accountant": result.accountant})
+
+
+def _train_dpsgd_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
+                           num_classes, architecture, seed, verbose) -> TrainedModel:
+    """``train_dpsgd_defense`` with the Keras 3 / JAX trainer (Poisson batches)."""
+    from keras_mi.baselines.dpsgd_keras_subprocess import (  # pylint: disable=import-outside-toplevel
+        train_dpsgd_keras_subprocess)
+
+    result = train_dpsgd_keras_subprocess(
+        splits["members"], splits["non_members"], input_shape=tuple(input_shape),
+        num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
+        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
+        batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
+        momentum=dp.momentum, sampling="poisson", delta=dp.delta, seed=seed,
+        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
+    return TrainedModel(outputs=result.outputs, extras={
+        "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
+        "delta": float(result.delta), "noise_multiplier": float(result.noise_multiplier),
+        "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
+        "batch_size": int(result.batch_size), "num_microbatches": None,
+        "accountant": result.accountant, "implementation": "keras_jax", "sampling": "poisson",
+        "sampling_assumption": result.privacy.sampling_assumption})

@@ -1,0 +1,73 @@
+"""dpsgd.implementation keras_jax: the dpsgd defense (target and bank) trained by
+train_dpsgd_keras in a KERAS_BACKEND=jax child process."""
+
+import json
+
+import pytest
+
+from _experiment_data import three_class
+from keras_mi.baselines import dpsgd_keras_subprocess
+from keras_mi.experiment import (DPSGDSettings, ExperimentConfig, SplitSizes, TrainingRecipe,
+                                 run_experiment)
+from keras_mi.experiment.config import BankSettings, identity_dict
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dpsgd.implementation": "jax"}, "dpsgd.implementation 'jax' is not one of tf_privacy, "
+                                      "keras_jax"),
+    ({"dpsgd.implementation": "keras_jax", "dpsgd.num_microbatches": 8,
+      "training.batch_size": 64}, "num_microbatches is a TF-Privacy option"),
+])
+def test_bad_implementation_settings_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig().with_overrides(overrides).validate()
+
+
+def test_default_implementation_keeps_folder_identity_and_keras_jax_changes_it():
+    default = ExperimentConfig()
+    assert default.dpsgd.implementation == "tf_privacy"
+    assert "implementation" not in identity_dict(default)["dpsgd"]  # old hashes unchanged
+    jax_cfg = default.with_overrides({"dpsgd.implementation": "keras_jax"})
+    jax_cfg.validate()
+    assert jax_cfg.fingerprint() != default.fingerprint()
+
+
+@pytest.mark.slow
+def test_keras_jax_dpsgd_trains_target_and_bank_and_reports_epsilon(tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    calls = []
+    original = dpsgd_keras_subprocess._run_child
+
+    def recording(request_path, verbose, timeout, **kwargs):
+        calls.append((kwargs["module"], kwargs["env_updates"]))
+        return original(request_path, verbose, timeout, **kwargs)
+
+    monkeypatch.setattr(dpsgd_keras_subprocess, "_run_child", recording)
+    cfg = ExperimentConfig(
+        dataset="synthetic",
+        split=SplitSizes(members=60, non_members=60, reference=60, test=40, shadow=0),
+        architecture="mlp_tanh", training=TrainingRecipe(epochs=1, batch_size=30),
+        defenses=["none", "dpsgd"], attacks=["loss"], seed=0,
+        dpsgd=DPSGDSettings(epsilon=4.0, implementation="keras_jax"),
+        bank=BankSettings(size=4))
+    x, y = three_class(300, seed=1)
+    report = run_experiment(cfg, tmp_path, data=(x, y), verbose=0)
+
+    # One target and four bank models, each in a JAX child process.
+    assert calls == [(dpsgd_keras_subprocess.WORKER, {"KERAS_BACKEND": "jax"})] * 5
+    row = report["defenses"]["dpsgd"]
+    assert 0 < row["epsilon"] <= 4.0
+    training = row["training"]
+    assert training["implementation"] == "keras_jax" and training["sampling"] == "poisson"
+    assert training["sampling_assumption"].startswith("Poisson subsampling")
+    assert "what the trainer does" in training["sampling_assumption"]
+    assert training["noise_multiplier"] > 0
+    assert (tmp_path / "models" / "dpsgd.keras").exists()
+    assert not (tmp_path / "models" / "dpsgd_dpsgd").exists()  # the data copy is removed
+    meta = json.loads((tmp_path / "meta" / "dpsgd.json").read_text())
+    assert meta["implementation"] == "keras_jax"
+    bank = row["bank"]["adaptive"]
+    assert bank["num_models"] == 4 and bank["pairs"] == 4 * 120
+    assert len(list((tmp_path / "banks" / "dpsgd").glob("shadow_*.npz"))) == 4
+    assert "ε" in (tmp_path / "report.md").read_text()
