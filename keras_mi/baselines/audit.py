@@ -225,3 +225,46 @@ def empirical_epsilon(member_scores, non_member_scores, delta: float = 0.0,
         num_members=n_m,
         num_non_members=n_n, delta=float(delta), confidence=float(confidence),
         split=bool(split))
+
+
+def empirical_epsilon_of_attacks(scores, delta: float = 0.0, confidence: float = 0.95,
+                                 split: bool = True, seed: Optional[int] = 0) -> dict:
+    """The largest :func:`empirical_epsilon` over several attacks, still a valid bound.
+
+    Taking the best of ``k`` attacks is one more choice made on the data, so
+    each attack's bound is computed at confidence ``1 - (1 - confidence) / k``
+    (Bonferroni); the maximum then holds with probability ``confidence``.
+
+    Args:
+      scores: attack name -> ``(member_scores, non_member_scores)``.
+      delta, confidence, split, seed: as for :func:`empirical_epsilon`.
+
+    Returns:
+      JSON-ready ``{"epsilon", "attack", "delta", "confidence", "split",
+      "per_attack": {name: {"epsilon", "threshold", "tpr", "fpr", "tpr_low",
+      "fpr_high", "num_members", "num_non_members"}}}``; ``attack`` is None
+      when no attack gives a positive bound, ``threshold`` None for ``+inf``.
+
+    Example:
+      >>> rng = np.random.default_rng(0)
+      >>> out = empirical_epsilon_of_attacks(
+      ...     {"a": (rng.normal(2, 1, 500), rng.normal(0, 1, 500)),
+      ...      "b": (rng.normal(0, 1, 500), rng.normal(0, 1, 500))})
+      >>> out["attack"]
+      'a'
+    """
+    if not scores:
+        raise ValueError("Need the scores of at least one attack.")
+    per_attack_confidence = 1.0 - (1.0 - confidence) / len(scores)
+    per_attack, best, best_name = {}, 0.0, None
+    for name, (members, non_members) in scores.items():
+        r = empirical_epsilon(members, non_members, delta=delta,
+                              confidence=per_attack_confidence, split=split, seed=seed)
+        per_attack[name] = {k: getattr(r, k) for k in (
+            "epsilon", "tpr", "fpr", "tpr_low", "fpr_high", "num_members", "num_non_members")}
+        # +inf (call nobody a member) is not valid strict JSON.
+        per_attack[name]["threshold"] = r.threshold if np.isfinite(r.threshold) else None
+        if r.epsilon > best:
+            best, best_name = r.epsilon, name
+    return {"epsilon": best, "attack": best_name, "delta": float(delta),
+            "confidence": float(confidence), "split": bool(split), "per_attack": per_attack}

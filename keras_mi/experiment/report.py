@@ -76,6 +76,8 @@ def bank_summary(reports: Dict[str, Any]) -> Dict[str, Any]:
             "attacks": {r.name: _attack_row(r) for r in report.results},
             "skipped": meta.get("skipped", {}),
         }
+        if "empirical_epsilon" in meta:  # DP-SGD banks: the audit's lower bound on ε
+            row[protocol]["empirical_epsilon"] = meta["empirical_epsilon"]
         if "accuracy" in meta:
             row["accuracy"] = meta["accuracy"]
     return row
@@ -226,6 +228,33 @@ def format_bank_table(report: Dict[str, Any], timings: Optional[Dict[str, float]
     return "\n".join(lines)
 
 
+def format_bank_audit(report: Dict[str, Any]) -> str:
+    """One line per DP-SGD bank and protocol: the empirical ε lower bound next to
+    the accountant's ε (``""`` when no bank has one).
+
+    Example:
+      >>> format_bank_audit({"defenses": {}})
+      ''
+    """
+    lines = []
+    for defense, row in report["defenses"].items():
+        for protocol, b in (row.get("bank") or {}).items():
+            audit = b.get("empirical_epsilon") if isinstance(b, dict) else None
+            if not audit:
+                continue
+            lines.append(
+                f"- {defense}, {protocol.replace('_', '-')}: empirical ε ≥ {audit['epsilon']:.2f} "
+                f"({audit['attack'] or 'no attack'}, δ = {audit['delta']:.0e}, "
+                f"{audit['confidence']:.0%} confidence) vs the accountant's ε ≤ "
+                f"{audit['accountant_epsilon']:g}")
+    if not lines:
+        return ""
+    return ("Empirical ε lower bounds of the DP-SGD banks (Clopper–Pearson on the pooled "
+            "pairs, threshold chosen on half of them, Bonferroni over attacks; pooled pairs "
+            "are not independent, and a fixed-size half makes in/out a replacement):\n\n"
+            + "\n".join(lines))
+
+
 def format_attacks(report: Dict[str, Any]) -> str:
     """One table per defense with every attack's numbers (Markdown)."""
     parts: List[str] = []
@@ -290,7 +319,9 @@ def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] 
            "attack is the one with the largest TPR at the lowest resolved FPR.",
            "",
            format_bank_table(report, timings),
-           ""] if format_bank_table(report) else []),
+           "",
+           *([format_bank_audit(report), ""] if format_bank_audit(report) else [])]
+          if format_bank_table(report) else []),
         "![ROC](roc.png) ![privacy vs utility](privacy_utility.png)",
         "",
         "## Every attack",

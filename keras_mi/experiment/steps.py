@@ -509,6 +509,34 @@ def bank_step(defense: str, config: ExperimentConfig, facts,
     return kbank.load_bank(folder, num_models=b.size, pool=pool, recipe=recipe), bool(todo)
 
 
+def _bank_audit(defense: str, config: ExperimentConfig, report) -> Dict[str, Any]:
+    """Empirical ε lower bound of a DP-SGD bank from its pooled attack scores.
+
+    :func:`keras_mi.baselines.audit.empirical_epsilon_of_attacks` over every
+    attack (Bonferroni over attacks, threshold picked on half the pairs), at
+    the bank models' δ, next to the accountant's ε they were calibrated to.
+
+    Warnings:
+      Pooled (model, record) pairs are neither independent (pairs of one
+      model share its training) nor add/remove neighbours (the halves have a
+      fixed size, so "in" and "out" differ by a replacement, whose ε is up to
+      twice the accountant's): read it as a sanity check, not an audit.
+    """
+    from keras_mi.baselines.accounting import default_delta  # pylint: disable=import-outside-toplevel
+    from keras_mi.baselines.audit import empirical_epsilon_of_attacks  # pylint: disable=import-outside-toplevel
+
+    _, eps = parse_defense(defense)
+    dp = config.dpsgd
+    half = (config.split.members + config.split.non_members) // 2
+    delta = dp.delta if dp.delta is not None else default_delta(half)
+    audit = empirical_epsilon_of_attacks(
+        {r.name: (r.member_scores, r.non_member_scores) for r in report.results
+         if r.member_scores is not None}, delta=delta)
+    audit["accountant_epsilon"] = float(eps if eps is not None else dp.epsilon)
+    audit["pairs"] = "pooled (model, record) pairs; replace-one, not independent"
+    return audit
+
+
 def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
                      out: pathlib.Path, progress: Progress, timings: Dict[str, float]):
     """The bank protocol's attacks on one defense (adaptive, and non-adaptive when asked).
@@ -533,9 +561,13 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
         path = out / "attacks" / f"bank_{tag}{'' if protocol == 'adaptive' else '_non_adaptive'}.json"
         if store.reuse(path, read_attack_report) is None:
             t0 = time.perf_counter()
+            dpsgd = parse_defense(defense)[0] == "dpsgd"
             report = kbank.attack_bank(bank, shadow_bank=shadows, lira_center=b.lira_center,
-                                       rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a)
+                                       rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a,
+                                       keep_scores=dpsgd)
             report.metadata["accuracy"] = kbank.model_accuracies(bank)
+            if dpsgd:
+                report.metadata["empirical_epsilon"] = _bank_audit(defense, config, report)
             store.write_text(path, report.to_json(indent=1) + "\n")
             store.save_timing(out, f"attacks/bank_{tag}_{protocol}_s",
                               time.perf_counter() - t0, timings)

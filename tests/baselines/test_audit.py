@@ -119,3 +119,20 @@ def test_higher_confidence_and_larger_delta_only_lower_the_bound():
 def test_bad_input_is_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         empirical_epsilon(**kwargs)
+
+
+def test_best_of_several_attacks_is_bonferroni_corrected():
+    from keras_mi.baselines.audit import empirical_epsilon_of_attacks
+
+    rng = np.random.default_rng(6)
+    scores = {"strong": (rng.normal(3, 1, 400), rng.normal(0, 1, 400)),
+              "weak": (rng.normal(0.5, 1, 400), rng.normal(0, 1, 400)),
+              "none": (rng.normal(0, 1, 400), rng.normal(0, 1, 400))}
+    out = empirical_epsilon_of_attacks(scores, delta=1e-4, seed=3)
+    each = {k: empirical_epsilon(m, n, delta=1e-4, confidence=1 - 0.05 / 3, seed=3).epsilon
+            for k, (m, n) in scores.items()}
+    assert out["attack"] == "strong" and out["epsilon"] == pytest.approx(each["strong"])
+    assert {k: v["epsilon"] for k, v in out["per_attack"].items()} == pytest.approx(each)
+    # The correction costs something: one attack alone at 95 % gives more.
+    alone = empirical_epsilon(*scores["strong"], delta=1e-4, seed=3).epsilon
+    assert alone > out["epsilon"]

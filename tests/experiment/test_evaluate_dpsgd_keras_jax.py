@@ -7,6 +7,7 @@ import pytest
 
 from _experiment_data import three_class
 from keras_mi.baselines import dpsgd_keras_subprocess
+from keras_mi.baselines.accounting import default_delta
 from keras_mi.experiment import (DPSGDSettings, ExperimentConfig, SplitSizes, TrainingRecipe,
                                  run_experiment)
 from keras_mi.experiment.config import BankSettings, identity_dict
@@ -70,4 +71,13 @@ def test_keras_jax_dpsgd_trains_target_and_bank_and_reports_epsilon(tmp_path, mo
     bank = row["bank"]["adaptive"]
     assert bank["num_models"] == 4 and bank["pairs"] == 4 * 120
     assert len(list((tmp_path / "banks" / "dpsgd").glob("shadow_*.npz"))) == 4
-    assert "ε" in (tmp_path / "report.md").read_text()
+    # The audit: a lower bound from the pooled pairs, next to the accountant's ε.
+    for protocol in ("adaptive", "non_adaptive"):
+        audit = row["bank"][protocol]["empirical_epsilon"]
+        # δ of a bank model: the default for its half of the 120-record pool.
+        assert audit["accountant_epsilon"] == 4.0 and audit["delta"] == default_delta(60)
+        assert 0.0 <= audit["epsilon"] <= audit["accountant_epsilon"]
+        assert set(audit["per_attack"]) == set(row["bank"][protocol]["attacks"])
+    assert "empirical_epsilon" not in report["defenses"]["none"]["bank"]["adaptive"]
+    md = (tmp_path / "report.md").read_text()
+    assert "ε" in md and "dpsgd, adaptive: empirical ε ≥" in md
