@@ -16,16 +16,21 @@ from keras_mi.baselines.accounting import (
     privacy_report,
 )
 from keras_mi.baselines.dpsgd import DPSGDResult, train_dpsgd
+from keras_mi.baselines.audit import EmpiricalEpsilon, empirical_epsilon
 from keras_mi.baselines.dpsgd_keras import DPSGDKerasResult, train_dpsgd_keras
+from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess
 
 __all__ = [
     "DPSGDKerasResult",
     "DPSGDResult",
+    "EmpiricalEpsilon",
     "PrivacyReport",
     "compute_epsilon",
     "default_delta",
+    "empirical_epsilon",
     "noise_multiplier_for_epsilon",
     "privacy_report",
     "train_dpsgd",
     "train_dpsgd_keras",
+    "train_dpsgd_keras_subprocess",
 ]
