@@ -141,6 +141,34 @@ def _run_child(request_path: pathlib.Path, verbose: int, timeout: Optional[float
             + "".join(tail))
 
 
+def _run_worker(work: pathlib.Path, members: ArrayPair, splits: Dict[str, Optional[ArrayPair]],
+                request: dict, verbose: int, timeout: Optional[float],
+                module: str = "keras_mi.baselines.dpsgd_worker",
+                env_updates: Optional[Dict[str, str]] = None):
+    """Writes the data and the request into ``work``, runs a worker, reads its results.
+
+    The one hand-off of both DP-SGD children (TF-Privacy's and the Keras 3 /
+    JAX one): ``data.npz`` (``x_train``/``y_train`` and ``x_<split>``/``y_<split>``),
+    ``request.json`` (``request`` plus the data and output paths); the worker
+    writes ``out/result.json`` and ``out/outputs.npz``.
+
+    Returns:
+      ``(summary, outputs, out_dir)``: the worker's JSON summary, its
+      :class:`ModelOutputs` and the folder it wrote.
+    """
+    arrays = {"x_train": members[0], "y_train": members[1]}
+    for name, pair in splits.items():
+        if pair is not None:
+            arrays[f"x_{name}"], arrays[f"y_{name}"] = pair
+    np.savez(work / "data.npz", **arrays)
+    out_dir = work / "out"
+    request = dict(data=str(work / "data.npz"), out_dir=str(out_dir), **request)
+    (work / "request.json").write_text(json.dumps(request, indent=2))
+    _run_child(work / "request.json", verbose, timeout, module=module, env_updates=env_updates)
+    summary = json.loads((out_dir / "result.json").read_text())
+    return summary, ModelOutputs.load_npz(out_dir / "outputs.npz"), out_dir
+
+
 def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
                 input_shape, num_classes: int, architecture: str = "mlp_tanh",
                 reference: Optional[ArrayPair] = None, test: Optional[ArrayPair] = None,
@@ -224,24 +252,15 @@ def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
                         else work_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        arrays = {"x_train": members[0], "y_train": members[1]}
-        for name, pair in splits.items():
-            if pair is not None:
-                arrays[f"x_{name}"], arrays[f"y_{name}"] = pair
-        np.savez(work / "data.npz", **arrays)
-        out_dir = work / "out"
         request = dict(
-            data=str(work / "data.npz"), out_dir=str(out_dir), architecture=architecture,
+            architecture=architecture,
             input_shape=list(input_shape), num_classes=int(num_classes),
             private=bool(private), l2_norm_clip=float(l2_norm_clip),
             noise_multiplier=float(noise_multiplier), num_microbatches=num_microbatches,
             batch_size=int(batch_size), epochs=epochs, learning_rate=float(learning_rate),
             momentum=float(momentum), seed=seed, verbose=int(verbose), delta=delta,
             accountant=accountant)
-        (work / "request.json").write_text(json.dumps(request, indent=2))
-        _run_child(work / "request.json", verbose, timeout)
-        summary = json.loads((out_dir / "result.json").read_text())
-        outputs = ModelOutputs.load_npz(out_dir / "outputs.npz")
+        summary, outputs, out_dir = _run_worker(work, members, splits, request, verbose, timeout)
         report = (privacy_report(n, batch_size, noise_multiplier, epochs, delta, accountant,
                                  num_microbatches, steps=summary["steps"])
                   if private else None)

@@ -11,20 +11,16 @@ imports neither Keras nor JAX nor TensorFlow.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import shutil
 import tempfile
 from typing import Optional
 
-import numpy as np
-
 from keras_mi.baselines.accounting import (PrivacyReport, noise_multiplier_for_epsilon,
                                            validate_dp_arguments)
-from keras_mi.baselines.dpsgd import ArrayPair, DPSGDResult, _check_pair, _run_child
+from keras_mi.baselines.dpsgd import ArrayPair, DPSGDResult, _check_pair, _run_worker
 from keras_mi.baselines.dpsgd_keras import SAMPLINGS
 from keras_mi.models.architectures import architecture_spec
-from keras_mi.outputs import ModelOutputs
 
 WORKER = "keras_mi.baselines.dpsgd_keras_worker"
 
@@ -107,24 +103,16 @@ def train_dpsgd_keras_subprocess(
                         else work_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        arrays = {"x_train": members[0], "y_train": members[1]}
-        for name, pair in splits.items():
-            if pair is not None:
-                arrays[f"x_{name}"], arrays[f"y_{name}"] = pair
-        np.savez(work / "data.npz", **arrays)
-        out_dir = work / "out"
         request = dict(
-            data=str(work / "data.npz"), out_dir=str(out_dir), architecture=architecture,
+            architecture=architecture,
             input_shape=list(input_shape), num_classes=int(num_classes),
             l2_norm_clip=float(l2_norm_clip), noise_multiplier=float(noise_multiplier),
             batch_size=int(batch_size), epochs=epochs, learning_rate=float(learning_rate),
             momentum=float(momentum), sampling=sampling, delta=delta, accountant=accountant,
             seed=seed, verbose=int(verbose))
-        (work / "request.json").write_text(json.dumps(request, indent=2))
-        _run_child(work / "request.json", verbose, timeout, module=WORKER,
-                   env_updates={"KERAS_BACKEND": "jax"})
-        summary = json.loads((out_dir / "result.json").read_text())
-        outputs = ModelOutputs.load_npz(out_dir / "outputs.npz")
+        summary, outputs, out_dir = _run_worker(work, members, splits, request, verbose,
+                                                timeout, module=WORKER,
+                                                env_updates={"KERAS_BACKEND": "jax"})
         report = PrivacyReport(**summary["privacy"])
         return DPSGDResult(
             outputs=outputs, epsilon=float(report.epsilon), delta=float(report.delta),

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from _experiment_data import three_class
-from keras_mi.baselines import dpsgd_keras_subprocess
+from keras_mi.baselines import dpsgd, dpsgd_keras_subprocess
 from keras_mi.baselines.accounting import default_delta
 from keras_mi.experiment import (DPSGDSettings, ExperimentConfig, SplitSizes, TrainingRecipe,
                                  run_experiment)
@@ -38,13 +38,13 @@ def test_keras_jax_dpsgd_trains_target_and_bank_and_reports_epsilon(tmp_path, mo
     pytest.importorskip("jax")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     calls = []
-    original = dpsgd_keras_subprocess._run_child
+    original = dpsgd._run_child  # both DP children start here (dpsgd._run_worker)
 
     def recording(request_path, verbose, timeout, **kwargs):
         calls.append((kwargs["module"], kwargs["env_updates"]))
         return original(request_path, verbose, timeout, **kwargs)
 
-    monkeypatch.setattr(dpsgd_keras_subprocess, "_run_child", recording)
+    monkeypatch.setattr(dpsgd, "_run_child", recording)
     cfg = ExperimentConfig(
         dataset="synthetic",
         split=SplitSizes(members=60, non_members=60, reference=60, test=40, shadow=0),
