@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from keras_mi._atomic import atomic_write, atomic_write_text
+from keras_mi.baselines.dpsgd_worker import save_split_outputs
 
 
 def run(request: dict) -> dict:
@@ -54,7 +55,6 @@ def run(request: dict) -> dict:
 
     from keras_mi.baselines.dpsgd_keras import train_dpsgd_keras  # pylint: disable=import-outside-toplevel
     from keras_mi.models.architectures import build_model  # pylint: disable=import-outside-toplevel
-    from keras_mi.outputs import SPLITS, ModelOutputs  # pylint: disable=import-outside-toplevel
 
     out_dir = pathlib.Path(request["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,18 +76,8 @@ def run(request: dict) -> dict:
     train_time = time.perf_counter() - start
     atomic_write(out_dir / "model.keras", model.save, suffix=".keras")
 
-    splits = {"members": (x_train, y_train)}
-    for split in SPLITS:
-        if f"x_{split}" in arrays:
-            splits[split] = (arrays[f"x_{split}"].astype("float32"),
-                             arrays[f"y_{split}"].astype("int64"))
-    outputs = ModelOutputs.from_model(model, **splits)
-    outputs.save_npz(out_dir / "outputs.npz")
-
-    def accuracy(split):
-        logits, labels = outputs.get(split)
-        return float(np.mean(np.argmax(logits, axis=1) == labels))
-
+    train_accuracy, test_accuracy = save_split_outputs(model, (x_train, y_train), arrays,
+                                                       out_dir)
     summary = {
         "epsilon": result.epsilon, "delta": result.delta,
         "noise_multiplier": result.noise_multiplier, "steps": result.steps,
@@ -96,8 +86,7 @@ def run(request: dict) -> dict:
         "overflow_steps": result.overflow_steps,
         "privacy": dataclasses.asdict(result.privacy),
         "history": result.history, "epoch_time_s": result.epoch_time_s,
-        "train_accuracy": accuracy("members"),
-        "test_accuracy": accuracy("test") if "test" in outputs.logits else None,
+        "train_accuracy": train_accuracy, "test_accuracy": test_accuracy,
         "wall_time_s": time.perf_counter() - start, "train_time_s": train_time,
         "keras_version": keras.__version__, "backend": keras.backend.backend(),
     }

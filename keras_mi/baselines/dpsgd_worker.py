@@ -63,6 +63,33 @@ def _epoch_timer(tf_keras):
     return EpochTimer()
 
 
+def save_split_outputs(model, train, arrays, out_dir: pathlib.Path):
+    """Writes ``out_dir/outputs.npz`` (the model's logits on every split); returns accuracies.
+
+    The one output step of both DP-SGD workers (TF-Privacy's and the Keras 3
+    / JAX one): ``members`` is the training set ``train``, the other splits
+    are the ``x_<split>``/``y_<split>`` arrays of the request's data file.
+
+    Returns:
+      ``(train_accuracy, test_accuracy)``; the latter is None without a test split.
+    """
+    from keras_mi.outputs import SPLITS, ModelOutputs  # pylint: disable=import-outside-toplevel
+
+    splits = {"members": train}
+    for split in SPLITS:
+        if f"x_{split}" in arrays:
+            splits[split] = (arrays[f"x_{split}"].astype("float32"),
+                             arrays[f"y_{split}"].astype("int64"))
+    outputs = ModelOutputs.from_model(model, **splits)
+    outputs.save_npz(out_dir / "outputs.npz")
+
+    def accuracy(split):
+        logits, labels = outputs.get(split)
+        return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+    return accuracy("members"), accuracy("test") if "test" in outputs.logits else None
+
+
 def run(request: dict) -> dict:
     """Trains per ``request`` and writes the outputs; returns the result dict."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -71,7 +98,6 @@ def run(request: dict) -> dict:
     import tf_keras  # pylint: disable=import-outside-toplevel
 
     from keras_mi.models.architectures import build_model
-    from keras_mi.outputs import SPLITS, ModelOutputs
 
     out_dir = pathlib.Path(request["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,24 +147,13 @@ def run(request: dict) -> dict:
 
     atomic_write(out_dir / "model.h5", model.save, suffix=".h5")
 
-    splits = {"members": (x_train, y_train)}
-    for split in SPLITS:
-        if f"x_{split}" in arrays:
-            splits[split] = (arrays[f"x_{split}"].astype("float32"),
-                             arrays[f"y_{split}"].astype("int64"))
-    outputs = ModelOutputs.from_model(model, **splits)
-    outputs.save_npz(out_dir / "outputs.npz")
-
-    def accuracy(split):
-        logits, labels = outputs.get(split)
-        return float(np.mean(np.argmax(logits, axis=1) == labels))
-
+    train_accuracy, test_accuracy = save_split_outputs(model, (x_train, y_train), arrays,
+                                                       out_dir)
     result = {
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "epoch_time_s": timer.times,
         "steps": epochs * (len(x_train) // batch_size),
-        "train_accuracy": accuracy("members"),
-        "test_accuracy": accuracy("test") if "test" in outputs.logits else None,
+        "train_accuracy": train_accuracy, "test_accuracy": test_accuracy,
         "wall_time_s": time.perf_counter() - start,
         "train_time_s": train_time,
         "tensorflow_version": tf.__version__,
