@@ -21,7 +21,10 @@ $(STAMP): requirements/base.in requirements/lock.txt requirements/no-deps.txt se
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Lint first (ruff: pyflakes, pycodestyle at 100 columns, isort; see pyproject.toml),
+# then the suite, which also runs every docstring example (tests/test_doctests.py).
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 demo: $(STAMP)
