@@ -1,11 +1,10 @@
 """keras_mi.data: datasets, membership splits and tf.data helpers.
 
 Example:
-
->>> from keras_mi.data import load_dataset, MembershipSplit
->>> x, y = load_dataset("location")  # doctest: +SKIP
->>> split = MembershipSplit.create(x, y, members=1000, reference=1000,
-...     non_members=1000, test=1000, shadow=1010, seed=0)  # doctest: +SKIP
+  >>> from keras_mi.data import load_dataset, MembershipSplit
+  >>> x, y = load_dataset("location")  # doctest: +SKIP
+  >>> split = MembershipSplit.create(x, y, members=1000, reference=1000,
+  ...     non_members=1000, test=1000, shadow=1010, seed=0)  # doctest: +SKIP
 
 Importing this package never imports TensorFlow: TFDS is imported only when a
 loader falls back to it, and ``mixup_dataset`` (tf.data) is loaded on first

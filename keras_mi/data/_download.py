@@ -33,20 +33,19 @@ class RemoteFile:
     """A dataset file: its name, where to download it, its pinned hashes.
 
     Attributes:
-        fname: File name looked up in each directory (and saved as).
-        url: Download address, or ``None`` when the file cannot be
-            downloaded (it must then be placed in the data dir by hand).
-        sha256: Accepted SHA-256 hex digests (several when the same content
-            ships in differently packed files). Empty means "unknown": the
-            file is refused unless the caller passes ``sha256=``.
-        aliases: Other names the same file may have in a directory (e.g. the
-            upstream name ``dataset_location.tgz``).
+      fname: File name looked up in each directory (and saved as).
+      url: Download address, or ``None`` when the file cannot be
+        downloaded (it must then be placed in the data dir by hand).
+      sha256: Accepted SHA-256 hex digests (several when the same content
+        ships in differently packed files). Empty means "unknown": the
+        file is refused unless the caller passes ``sha256=``.
+      aliases: Other names the same file may have in a directory (e.g. the
+        upstream name ``dataset_location.tgz``).
 
     Example:
-
-    >>> f = RemoteFile("location.tgz", None, ("927203f8...",))
-    >>> f.fname
-    'location.tgz'
+      >>> f = RemoteFile("location.tgz", None, ("927203f8...",))
+      >>> f.fname
+      'location.tgz'
     """
 
     fname: str
@@ -63,9 +62,8 @@ def resolve_data_dir(data_dir=None):
     that variable.
 
     Example:
-
-    >>> resolve_data_dir("/data/mi")
-    PosixPath('/data/mi')
+      >>> resolve_data_dir("/data/mi")
+      PosixPath('/data/mi')
     """
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or None
@@ -81,12 +79,11 @@ def check_data_dir(data_dir=None):
     through to the cache and the network.
 
     Raises:
-        FileNotFoundError: the folder does not exist or is a file.
+      FileNotFoundError: the folder does not exist or is a file.
 
     Example:
-
-    >>> check_data_dir("/data/mi")  # doctest: +SKIP
-    PosixPath('/data/mi')
+      >>> check_data_dir("/data/mi")  # doctest: +SKIP
+      PosixPath('/data/mi')
     """
     path = resolve_data_dir(data_dir)
     if path is not None and not path.is_dir():
@@ -103,9 +100,8 @@ def resolve_cache_dir(cache_dir=None):
     """Return the cache directory (default ``~/.keras/datasets/keras_mi``).
 
     Example:
-
-    >>> resolve_cache_dir("/tmp/kmi").name
-    'kmi'
+      >>> resolve_cache_dir("/tmp/kmi").name
+      'kmi'
     """
     if cache_dir is None:
         return pathlib.Path("~/.keras/datasets/keras_mi").expanduser()
@@ -116,9 +112,8 @@ def sha256_of(path, chunk_size=1 << 20):
     """SHA-256 hex digest of a file, read in chunks.
 
     Example:
-
-    >>> sha256_of("location.tgz")  # doctest: +SKIP
-    '927203f85a868f8ee17a0ded1dc61699efe602167beabe34fbf45b4b1de94b33'
+      >>> sha256_of("location.tgz")  # doctest: +SKIP
+      '927203f85a868f8ee17a0ded1dc61699efe602167beabe34fbf45b4b1de94b33'
     """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -131,14 +126,13 @@ def verify_file(path, expected):
     """Raise ``ValueError`` unless ``path``'s SHA-256 is in ``expected``.
 
     Args:
-        path: The file to check.
-        expected: Accepted hex digests. Empty means no hash is known: the
-            file is refused and the message gives its actual hash, which the
-            caller may pass as ``sha256=`` after checking the file's origin.
+      path: The file to check.
+      expected: Accepted hex digests. Empty means no hash is known: the
+        file is refused and the message gives its actual hash, which the
+        caller may pass as ``sha256=`` after checking the file's origin.
 
     Example:
-
-    >>> verify_file("location.tgz", ("927203f8...",))  # doctest: +SKIP
+      >>> verify_file("location.tgz", ("927203f8...",))  # doctest: +SKIP
     """
     actual = sha256_of(path)
     expected = tuple(h.lower() for h in expected)
@@ -168,21 +162,20 @@ def resolve_file(
     """Find (or download) a verified copy of ``remote`` and return its path.
 
     Args:
-        remote: A :class:`RemoteFile`.
-        data_dir: User data directory; ``None`` falls back to
-            ``KERAS_MI_DATA_DIR`` (see :func:`resolve_data_dir`).
-        cache_dir: Cache directory; ``None`` means ``~/.keras/datasets/keras_mi``.
-        download: Whether a missing file may be downloaded.
-        sha256: Hex digest to accept instead of the pinned ones.
-        extra_dirs: Further read-only directories searched after ``data_dir``.
+      remote: A :class:`RemoteFile`.
+      data_dir: User data directory; ``None`` falls back to
+        ``KERAS_MI_DATA_DIR`` (see :func:`resolve_data_dir`).
+      cache_dir: Cache directory; ``None`` means ``~/.keras/datasets/keras_mi``.
+      download: Whether a missing file may be downloaded.
+      sha256: Hex digest to accept instead of the pinned ones.
+      extra_dirs: Further read-only directories searched after ``data_dir``.
 
     Returns:
-        A ``pathlib.Path`` to a file whose SHA-256 was checked.
+      A ``pathlib.Path`` to a file whose SHA-256 was checked.
 
     Example:
-
-    >>> path = resolve_file(RemoteFile("location.tgz", None,
-    ...     ("927203f8...",)), data_dir="/data")  # doctest: +SKIP
+      >>> path = resolve_file(RemoteFile("location.tgz", None,
+      ...     ("927203f8...",)), data_dir="/data")  # doctest: +SKIP
     """
     expected = (sha256,) if sha256 else remote.sha256
     data_dir = resolve_data_dir(data_dir)
@@ -239,15 +232,14 @@ def cached_arrays(cache_dir, key, build, verbose=0):
     """Load arrays from ``<cache_dir>/<key>.npz`` or build and cache them.
 
     Args:
-        cache_dir: Cache directory (already resolved).
-        key: File stem; include the source file's hash in it so a new
-            source never reuses stale arrays.
-        build: Zero-argument function returning a dict of arrays.
-        verbose: Print a line when writing the cache.
+      cache_dir: Cache directory (already resolved).
+      key: File stem; include the source file's hash in it so a new
+        source never reuses stale arrays.
+      build: Zero-argument function returning a dict of arrays.
+      verbose: Print a line when writing the cache.
 
     Example:
-
-    >>> cached_arrays(pathlib.Path("/tmp"), "demo", lambda: {"x": np.ones(2)})  # doctest: +SKIP
+      >>> cached_arrays(pathlib.Path("/tmp"), "demo", lambda: {"x": np.ones(2)})  # doctest: +SKIP
     """
     path = pathlib.Path(cache_dir) / f"{key}.npz"
     if path.is_file():

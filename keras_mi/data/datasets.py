@@ -102,17 +102,16 @@ class DatasetInfo:
     """Metadata of a registered dataset.
 
     Attributes:
-        name: Registry name, e.g. ``"cifar10"``.
-        input_shape: Shape of one record as returned by :func:`load_dataset`.
-        num_classes: Number of labels; labels are ``0..num_classes-1``.
-        architecture: Default model for ``keras_mi.models.build_model``
-            (``"alexnet"``, ``"mlp_tanh"`` or ``"small_cnn"``).
-        description: One line on the data and its source.
+      name: Registry name, e.g. ``"cifar10"``.
+      input_shape: Shape of one record as returned by :func:`load_dataset`.
+      num_classes: Number of labels; labels are ``0..num_classes-1``.
+      architecture: Default model for ``keras_mi.models.build_model``
+        (``"alexnet"``, ``"mlp_tanh"`` or ``"small_cnn"``).
+      description: One line on the data and its source.
 
     Example:
-
-    >>> get_info("location").num_classes
-    30
+      >>> get_info("location").num_classes
+      30
     """
 
     name: str
@@ -263,9 +262,8 @@ def available_datasets():
     """Names accepted by :func:`load_dataset` and :func:`get_info`, sorted.
 
     Example:
-
-    >>> "cifar10" in available_datasets()
-    True
+      >>> "cifar10" in available_datasets()
+      True
     """
     return sorted(_REGISTRY)
 
@@ -283,9 +281,8 @@ def get_info(name):
     """Return the :class:`DatasetInfo` of dataset ``name``.
 
     Example:
-
-    >>> get_info("cifar10").architecture
-    'alexnet'
+      >>> get_info("cifar10").architecture
+      'alexnet'
     """
     return _entry(name).info
 
@@ -310,26 +307,25 @@ def load_dataset(
     as ``.npz`` in the cache dir.
 
     Args:
-        name: One of :func:`available_datasets`.
-        data_dir: Folder holding the dataset files (read only).
-        cache_dir: Folder for downloads and decoded caches; default
-            ``~/.keras/datasets/keras_mi``.
-        download: Allow network downloads (keras ``get_file`` or TFDS).
-        sha256: Accept a file with this SHA-256 instead of the pinned hash
-            (required for Purchase100 and Texas100, which have none pinned).
-        limit: Keep at most this many records per class in each split (the
-            first ones in file/name order), for quick experiments and tests.
-        verbose: Show progress when decoding or caching.
+      name: One of :func:`available_datasets`.
+      data_dir: Folder holding the dataset files (read only).
+      cache_dir: Folder for downloads and decoded caches; default
+        ``~/.keras/datasets/keras_mi``.
+      download: Allow network downloads (keras ``get_file`` or TFDS).
+      sha256: Accept a file with this SHA-256 instead of the pinned hash
+        (required for Purchase100 and Texas100, which have none pinned).
+      limit: Keep at most this many records per class in each split (the
+        first ones in file/name order), for quick experiments and tests.
+      verbose: Show progress when decoding or caching.
 
     Returns:
-        ``(x, y)``: float32 features/images (images scaled to ``[0, 1]``) and
-        int64 labels in ``0..num_classes-1``; training split first.
+      ``(x, y)``: float32 features/images (images scaled to ``[0, 1]``) and
+      int64 labels in ``0..num_classes-1``; training split first.
 
     Example:
-
-    >>> x, y = load_dataset("location", data_dir="/data")  # doctest: +SKIP
-    >>> x.shape, y.max()
-    ((5010, 446), 29)
+      >>> x, y = load_dataset("location", data_dir="/data")  # doctest: +SKIP
+      >>> x.shape, y.max()  # doctest: +SKIP
+      ((5010, 446), 29)
     """
     entry = _entry(name)
     if limit is not None and (int(limit) != limit or limit < 1):

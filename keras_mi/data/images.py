@@ -52,19 +52,18 @@ def read_cifar10_jpeg(path, limit=None, verbose=0):
     before ``test/``, and decoded with Pillow (imported here, lazily).
 
     Args:
-        path: The archive.
-        limit: Keep at most this many images per class and split (the first
-            in name order); ``None`` keeps all 60,000.
-        verbose: Show a progress bar while decoding.
+      path: The archive.
+      limit: Keep at most this many images per class and split (the first
+        in name order); ``None`` keeps all 60,000.
+      verbose: Show a progress bar while decoding.
 
     Returns:
-        ``(x, y)``: uint8 ``(n, 32, 32, 3)`` and int64 labels in CIFAR order.
+      ``(x, y)``: uint8 ``(n, 32, 32, 3)`` and int64 labels in CIFAR order.
 
     Example:
-
-    >>> x, y = read_cifar10_jpeg("cifar10-jpeg.tar.gz", limit=2)  # doctest: +SKIP
-    >>> x.shape
-    (40, 32, 32, 3)
+      >>> x, y = read_cifar10_jpeg("cifar10-jpeg.tar.gz", limit=2)  # doctest: +SKIP
+      >>> x.shape  # doctest: +SKIP
+      (40, 32, 32, 3)
     """
     from PIL import Image  # Lazy: Pillow is only needed for this reader.
 
@@ -115,13 +114,12 @@ def read_cifar100_binary(path, limit=None):
     (100-class) label is returned.
 
     Returns:
-        ``(x, y)``: uint8 ``(n, 32, 32, 3)`` and int64 labels 0..99.
+      ``(x, y)``: uint8 ``(n, 32, 32, 3)`` and int64 labels 0..99.
 
     Example:
-
-    >>> x, y = read_cifar100_binary("cifar-100-binary.tar.gz")  # doctest: +SKIP
-    >>> x.shape
-    (60000, 32, 32, 3)
+      >>> x, y = read_cifar100_binary("cifar-100-binary.tar.gz")  # doctest: +SKIP
+      >>> x.shape  # doctest: +SKIP
+      (60000, 32, 32, 3)
     """
     blobs = {}
     with tarfile.open(path, mode="r|gz") as tar:  # Stream mode: never seeks.
@@ -155,9 +153,8 @@ def read_idx(path):
     """Read an idx file (``.gz`` or raw): ubyte images or labels.
 
     Example:
-
-    >>> read_idx("train-labels-idx1-ubyte.gz").shape  # doctest: +SKIP
-    (60000,)
+      >>> read_idx("train-labels-idx1-ubyte.gz").shape  # doctest: +SKIP
+      (60000,)
     """
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -177,8 +174,7 @@ def read_idx_pair(train_images, train_labels, test_images, test_labels, limit=No
     """Read MNIST-style idx files into ``(x (n, 28, 28, 1) uint8, y int64)``.
 
     Example:
-
-    >>> x, y = read_idx_pair(*paths)  # doctest: +SKIP
+      >>> x, y = read_idx_pair(*paths)  # doctest: +SKIP
     """
     xs, ys = [], []
     for images_path, labels_path in ((train_images, train_labels), (test_images, test_labels)):
@@ -201,8 +197,7 @@ def read_tfds(name, data_dir=None, download=True, limit=None):
     labels.
 
     Example:
-
-    >>> x, y = read_tfds("mnist", data_dir="/tmp/tfds")  # doctest: +SKIP
+      >>> x, y = read_tfds("mnist", data_dir="/tmp/tfds")  # doctest: +SKIP
     """
     import tensorflow_datasets as tfds  # Lazy: TensorFlow is optional.
 

@@ -31,30 +31,29 @@ def mixup_dataset(
     batches (under any Keras backend).
 
     Args:
-        x: array of inputs, first axis = examples.
-        y: integer class indices ``(n,)`` / ``(n, 1)`` or one-hot/soft ``(n, num_classes)``.
-        num_classes: number of classes.
-        alpha: Beta concentration, > 0 (the paper uses 1.0).
-        batch_size: examples per batch, >= 2.
-        seed: integer seed, or ``None`` for a random one.
-        shuffle: reshuffle the examples on every pass.
-        drop_remainder: drop the last, smaller batch. With ``False``, a
-            final batch of a single example (``len(x) % batch_size == 1``)
-            cannot be mixed and raises here, before training starts.
-        per_example: one ``lam`` per example instead of per batch.
+      x: array of inputs, first axis = examples.
+      y: integer class indices ``(n,)`` / ``(n, 1)`` or one-hot/soft ``(n, num_classes)``.
+      num_classes: number of classes.
+      alpha: Beta concentration, > 0 (the paper uses 1.0).
+      batch_size: examples per batch, >= 2.
+      seed: integer seed, or ``None`` for a random one.
+      shuffle: reshuffle the examples on every pass.
+      drop_remainder: drop the last, smaller batch. With ``False``, a
+        final batch of a single example (``len(x) % batch_size == 1``)
+        cannot be mixed and raises here, before training starts.
+      per_example: one ``lam`` per example instead of per batch.
 
     Returns:
-        A `tf.data.Dataset` of ``(float32 inputs, float32 soft labels)``.
+      A `tf.data.Dataset` of ``(float32 inputs, float32 soft labels)``.
 
     Example:
-
-    >>> import numpy as np
-    >>> x = np.random.rand(100, 8).astype("float32")
-    >>> y = np.random.randint(0, 3, size=100)
-    >>> ds = mixup_dataset(x, y, num_classes=3, batch_size=32, seed=0)
-    >>> xb, yb = next(iter(ds))
-    >>> tuple(yb.shape)
-    (32, 3)
+      >>> import numpy as np
+      >>> x = np.random.rand(100, 8).astype("float32")
+      >>> y = np.random.randint(0, 3, size=100)
+      >>> ds = mixup_dataset(x, y, num_classes=3, batch_size=32, seed=0)
+      >>> xb, yb = next(iter(ds))
+      >>> tuple(yb.shape)
+      (32, 3)
     """
     import tensorflow as tf
 
@@ -79,7 +78,8 @@ def mixup_dataset(
                          f"{batch_size} would yield no batch at all.")
     # The layer checks alpha and num_classes; the labels are checked once here, on NumPy.
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
-    shuffle_seed, mix_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2) % 2**31)
+    states = np.random.SeedSequence(seed).generate_state(2) % 2**31
+    shuffle_seed, mix_seed = (int(s) for s in states)
     layer = MixUp(alpha=alpha, num_classes=num_classes, seed=mix_seed, per_example=per_example)
     layer._check_values(x, y)
 

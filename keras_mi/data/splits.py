@@ -31,9 +31,8 @@ def dataset_fingerprint(x, y):
     """SHA-256 over the pool's shape, dtype, bytes and int64 labels.
 
     Example:
-
-    >>> len(dataset_fingerprint(np.zeros((2, 3)), np.array([0, 1])))
-    64
+      >>> len(dataset_fingerprint(np.zeros((2, 3)), np.array([0, 1])))
+      64
     """
     x = np.ascontiguousarray(x)
     y = np.ascontiguousarray(np.asarray(y).astype(np.int64))
@@ -93,22 +92,21 @@ class MembershipSplit:
     sorted int64 array of indices into the pool.
 
     Attributes:
-        members: Target model training set.
-        reference: Validation set (class-matched MMD batches come from it).
-        non_members: Held-out records for attack evaluation.
-        test: Held-out records for accuracy.
-        shadow: Pool for shadow / LiRA reference models.
-        seed: The seed used by :meth:`create`.
-        fingerprint: :func:`dataset_fingerprint` of the pool.
-        pool_size: Number of records in the pool.
-        num_classes: Number of classes.
+      members: Target model training set.
+      reference: Validation set (class-matched MMD batches come from it).
+      non_members: Held-out records for attack evaluation.
+      test: Held-out records for accuracy.
+      shadow: Pool for shadow / LiRA reference models.
+      seed: The seed used by :meth:`create`.
+      fingerprint: :func:`dataset_fingerprint` of the pool.
+      pool_size: Number of records in the pool.
+      num_classes: Number of classes.
 
     Example:
-
-    >>> x, y = np.random.rand(600, 4), np.arange(600) % 3
-    >>> split = MembershipSplit.create(x, y, members=100, reference=100,
-    ...     non_members=100, test=100, shadow=200, seed=0)
-    >>> x_train, y_train = x[split.members], y[split.members]
+      >>> x, y = np.random.rand(600, 4), np.arange(600) % 3
+      >>> split = MembershipSplit.create(x, y, members=100, reference=100,
+      ...     non_members=100, test=100, shadow=200, seed=0)
+      >>> x_train, y_train = x[split.members], y[split.members]
     """
 
     members: np.ndarray
@@ -145,9 +143,8 @@ class MembershipSplit:
         """``{set name: size}``.
 
         Example:
-
-        >>> split.sizes["members"]  # doctest: +SKIP
-        100
+          >>> split.sizes["members"]  # doctest: +SKIP
+          100
         """
         return {name: int(getattr(self, name).size) for name in SET_NAMES}
 
@@ -159,9 +156,8 @@ class MembershipSplit:
         On CIFAR-10's 60,000 images this gives the paper's 10,000 members.
 
         Example:
-
-        >>> MembershipSplit.default_sizes(60000)["members"]
-        10000
+          >>> MembershipSplit.default_sizes(60000)["members"]
+          10000
         """
         part = int(pool_size) // 6
         sizes = dict.fromkeys(SET_NAMES[:-1], part)
@@ -189,22 +185,21 @@ class MembershipSplit:
         the sets are consecutive runs of that order.
 
         Args:
-            x, y: The pool; ``y`` holds 0-based integer labels.
-            members, reference, non_members, test, shadow: Set sizes (ints
-                >= 0; ``members`` and ``reference`` >= 1). ``None`` takes
-                :meth:`default_sizes`, except ``shadow``, which then takes
-                every record the other sets leave.
-            seed: Seed of the shuffle; the same seed gives the same split.
-            num_classes: Number of classes (default ``max(y) + 1``).
+          x, y: The pool; ``y`` holds 0-based integer labels.
+          members, reference, non_members, test, shadow: Set sizes (ints
+            >= 0; ``members`` and ``reference`` >= 1). ``None`` takes
+            :meth:`default_sizes`, except ``shadow``, which then takes
+            every record the other sets leave.
+          seed: Seed of the shuffle; the same seed gives the same split.
+          num_classes: Number of classes (default ``max(y) + 1``).
 
         Raises:
-            ValueError: Bad pool (NaN, bad labels), sizes that do not fit,
-                or a member class missing from the reference set.
+          ValueError: Bad pool (NaN, bad labels), sizes that do not fit,
+            or a member class missing from the reference set.
 
         Example:
-
-        >>> split = MembershipSplit.create(x, y, members=100, reference=100,
-        ...     non_members=100, test=100, shadow=0, seed=1)  # doctest: +SKIP
+          >>> split = MembershipSplit.create(x, y, members=100, reference=100,
+          ...     non_members=100, test=100, shadow=0, seed=1)  # doctest: +SKIP
         """
         y, num_classes = _check_pool(x, y, num_classes)
         n = len(y)
@@ -227,8 +222,7 @@ class MembershipSplit:
         """Return ``(x[idx], y[idx])`` for set ``name`` (one of :data:`SET_NAMES`).
 
         Example:
-
-        >>> x_ref, y_ref = split.arrays(x, y, "reference")  # doctest: +SKIP
+          >>> x_ref, y_ref = split.arrays(x, y, "reference")  # doctest: +SKIP
         """
         if name not in SET_NAMES:
             raise ValueError(f"Unknown set '{name}'; choose one of {SET_NAMES}.")
@@ -239,9 +233,8 @@ class MembershipSplit:
         """JSON-ready dict: format tag, sizes, seed, fingerprint and indices.
 
         Example:
-
-        >>> split.to_dict()["sizes"]["test"]  # doctest: +SKIP
-        100
+          >>> split.to_dict()["sizes"]["test"]  # doctest: +SKIP
+          100
         """
         return {
             "format": _FORMAT,
@@ -258,8 +251,7 @@ class MembershipSplit:
         """Write the split to ``path`` as one JSON file (atomically).
 
         Example:
-
-        >>> split.save("split.json")  # doctest: +SKIP
+          >>> split.save("split.json")  # doctest: +SKIP
         """
         atomic_write_text(path, json.dumps(self.to_dict()))
         return pathlib.Path(path)
@@ -269,13 +261,12 @@ class MembershipSplit:
         """Read a split saved by :meth:`save` and check it against ``(x, y)``.
 
         Raises:
-            ValueError: the file is not a split, its sets overlap or do not
-                match their recorded sizes, or ``(x, y)`` is not the pool it
-                was made from (fingerprint mismatch).
+          ValueError: the file is not a split, its sets overlap or do not
+            match their recorded sizes, or ``(x, y)`` is not the pool it
+            was made from (fingerprint mismatch).
 
         Example:
-
-        >>> split = MembershipSplit.load("split.json", x, y)  # doctest: +SKIP
+          >>> split = MembershipSplit.load("split.json", x, y)  # doctest: +SKIP
         """
         try:
             with open(path, encoding="utf-8") as f:

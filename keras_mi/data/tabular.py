@@ -83,14 +83,13 @@ def read_label_first_csv(path, member, num_classes):
     ``dataset_purchase``). Labels in the file are 1-based.
 
     Returns:
-        ``(x, y)``: float32 features ``(n, d)`` and int64 labels in
-        ``0..num_classes-1``.
+      ``(x, y)``: float32 features ``(n, d)`` and int64 labels in
+      ``0..num_classes-1``.
 
     Example:
-
-    >>> x, y = read_label_first_csv("location.tgz", "bangkok", 30)  # doctest: +SKIP
-    >>> x.shape
-    (5010, 446)
+      >>> x, y = read_label_first_csv("location.tgz", "bangkok", 30)  # doctest: +SKIP
+      >>> x.shape  # doctest: +SKIP
+      (5010, 446)
     """
     text = _read_members(path, [member])[member]
     table = _parse_rows(text, f"{path}:{member}")
@@ -101,11 +100,10 @@ def read_texas(path, num_classes=100):
     """Read Texas100 from ``texas/100/feats`` and ``texas/100/labels``.
 
     Returns:
-        ``(x, y)``: float32 features ``(n, 6169)`` and int64 labels 0..99.
+      ``(x, y)``: float32 features ``(n, 6169)`` and int64 labels 0..99.
 
     Example:
-
-    >>> x, y = read_texas("dataset_texas.tgz")  # doctest: +SKIP
+      >>> x, y = read_texas("dataset_texas.tgz")  # doctest: +SKIP
     """
     feats_name, labels_name = "texas/100/feats", "texas/100/labels"
     members = _read_members(path, [feats_name, labels_name])
@@ -123,9 +121,8 @@ def limit_per_class(x, y, limit):
     """Keep the first ``limit`` records of each class, in file order.
 
     Example:
-
-    >>> limit_per_class(np.zeros((4, 1)), np.array([0, 0, 1, 0]), 1)[1]
-    array([0, 1])
+      >>> limit_per_class(np.zeros((4, 1)), np.array([0, 0, 1, 0]), 1)[1]
+      array([0, 1])
     """
     if limit is None:
         return x, y
