@@ -1,0 +1,144 @@
+"""The ``dpsgd`` entry's training and checks: DP-SGD in a child process.
+
+DP-SGD is an entry of its own kind: it trains outside this process
+(TF-Privacy + tf-keras, or Keras 3 on JAX) and hands back model outputs,
+not a Keras model (``trains_in_subprocess``). ``dpsgd:<epsilon>`` asks for
+that ε instead of ``config.dpsgd.epsilon``. Imports neither Keras nor
+TensorFlow; the baselines load when a model trains.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+
+def parse_epsilon(text: str) -> float:
+    """The ``<epsilon>`` of ``dpsgd:<epsilon>``: a positive finite number.
+
+    Example:
+      >>> parse_epsilon("8")
+      8.0
+    """
+    try:
+        eps = float(text)
+    except ValueError:
+        eps = -1.0
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"Defense 'dpsgd:{text}': epsilon must be a positive number, "
+                         "e.g. dpsgd:4.")
+    return eps
+
+
+def accountant_epsilon(config, argument: Optional[float]) -> float:
+    """The ε the noise is calibrated to: the name's, else ``config.dpsgd.epsilon``."""
+    return float(argument if argument is not None else config.dpsgd.epsilon)
+
+
+def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
+                  architecture: str, seed: int, verbose: int,
+                  argument: Optional[float]) -> Tuple[Any, Dict[str, Any]]:
+    """DP-SGD at the requested ε, in a child process; returns ``(outputs, extras)``.
+
+    ``config.dpsgd.implementation`` picks the child: ``"tf_privacy"``
+    (TF-Privacy + tf-keras, :func:`keras_mi.baselines.train_dpsgd`; the model
+    is kept as ``out/model.h5`` in ``data["work_dir"]``) or ``"keras_jax"``
+    (:func:`keras_mi.baselines.train_dpsgd_keras` with ``KERAS_BACKEND=jax``
+    and Poisson batches; ``out/model.keras``). The noise multiplier is the
+    smallest that reaches ε for the run's member count, batch size and
+    epochs (``noise_multiplier_for_epsilon``). The extras record the
+    implementation; for ``keras_jax`` also the sampler and the accountant's
+    ``sampling_assumption``.
+
+    Args:
+      config: the experiment config (``config.dpsgd``, ``config.training``).
+      data: ``{"eval": {"members": (x, y), "non_members": ..., "reference":
+        ..., "test": ...}, "work_dir": folder or None}``.
+      input_shape, num_classes, architecture: what to build.
+      seed: this model's seed.
+      verbose: child verbosity.
+      argument: ε from ``dpsgd:<epsilon>``, or None.
+    """
+    from keras_mi import baselines  # pylint: disable=import-outside-toplevel
+
+    dp = config.dpsgd
+    epsilon = accountant_epsilon(config, argument)
+    recipe = config.training
+    epochs = dp.epochs or recipe.epochs
+    batch_size = dp.batch_size or recipe.batch_size
+    splits = data["eval"]
+    if dp.implementation == "keras_jax":
+        return _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
+                                num_classes, architecture, seed, verbose)
+    # train_dpsgd calibrates the noise multiplier to ε on the steps it takes
+    # (baselines.noise_multiplier_for_epsilon), so the ε reported is met.
+    result = baselines.train_dpsgd(
+        splits["members"], splits["non_members"], input_shape=tuple(input_shape),
+        num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
+        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
+        batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
+        momentum=dp.momentum, num_microbatches=dp.num_microbatches, delta=dp.delta, seed=seed,
+        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
+    return result.outputs, {
+        "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
+        "delta": None if result.delta is None else float(result.delta),
+        "noise_multiplier": float(result.noise_multiplier),
+        "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
+        "batch_size": int(result.batch_size), "num_microbatches": result.num_microbatches,
+        "accountant": result.accountant}
+
+
+def _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
+                     num_classes, architecture, seed, verbose):
+    """``train_outputs`` with the Keras 3 / JAX trainer (Poisson batches)."""
+    from keras_mi.baselines.dpsgd_keras_subprocess import (  # pylint: disable=import-outside-toplevel
+        train_dpsgd_keras_subprocess)
+
+    result = train_dpsgd_keras_subprocess(
+        splits["members"], splits["non_members"], input_shape=tuple(input_shape),
+        num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
+        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
+        batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
+        momentum=dp.momentum, sampling="poisson", delta=dp.delta, seed=seed,
+        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
+    return result.outputs, {
+        "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
+        "delta": float(result.delta), "noise_multiplier": float(result.noise_multiplier),
+        "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
+        "batch_size": int(result.batch_size), "num_microbatches": None,
+        "accountant": result.accountant, "implementation": "keras_jax", "sampling": "poisson",
+        "sampling_assumption": result.privacy.sampling_assumption}
+
+
+def check_data(config, facts, argument: Optional[float]) -> List[str]:
+    """DP-SGD's accounting inputs for this dataset, checked as the baseline will.
+
+    The target trains on the members, a bank model on half of members +
+    non-members; an ε no noise level reaches fails in the baseline's
+    calibration, so that calibration (seconds) runs here too, before the
+    output folder is claimed.
+    """
+    from keras_mi.baselines.accounting import (  # pylint: disable=import-outside-toplevel
+        noise_multiplier_for_epsilon, validate_dp_arguments)
+
+    dp, errors = config.dpsgd, []
+    batch = dp.batch_size or config.training.batch_size
+    epochs = dp.epochs or config.training.epochs
+    sets = [("split.members", config.split.members)]
+    if config.bank.size:
+        sets.append(("a bank model's half", (config.split.members + config.split.non_members) // 2))
+    for what, n in sets:
+        try:
+            validate_dp_arguments(n, batch, 1.0, epochs, dp.delta, dp.l2_norm_clip,
+                                  dp.num_microbatches)
+        except ValueError as err:
+            errors.append(f"dpsgd on {what} ({n} records): {err}")
+    if errors:
+        return errors
+    n, eps = config.split.members, accountant_epsilon(config, argument)
+    try:
+        noise_multiplier_for_epsilon(eps, n, batch, epochs, dp.delta, "rdp",
+                                     dp.num_microbatches, steps=epochs * (n // batch))
+    except ValueError as err:
+        errors.append(f"dpsgd at epsilon {eps:g}: {err}")
+    return errors
