@@ -9,15 +9,21 @@ Example:
 """
 
 from keras_mi.losses.class_mmd import class_conditional_mmd2
+from keras_mi.losses.kernels import KERNELS
+from keras_mi.losses.kernels import kernel_matrix
+from keras_mi.losses.log_odds import true_class_log_odds
 from keras_mi.losses.mmd import gaussian_kernel
 from keras_mi.losses.mmd import mmd2
 from keras_mi.losses.mmd import pairwise_squared_distances
 from keras_mi.losses.mmd import softmax_mmd2
 
 __all__ = [
+    "KERNELS",
     "class_conditional_mmd2",
     "gaussian_kernel",
+    "kernel_matrix",
     "mmd2",
     "pairwise_squared_distances",
     "softmax_mmd2",
+    "true_class_log_odds",
 ]

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_mi.losses.mmd import _bandwidths, gaussian_kernel
+from keras_mi.losses.kernels import as_bandwidths, kernel_matrix
 
 __all__ = ["class_conditional_mmd2"]
 
 
-def class_conditional_mmd2(a, b, labels, sigma=1.0, unbiased=False):
+def class_conditional_mmd2(a, b, labels, sigma=1.0, unbiased=False, kernel="gaussian"):
     """Class-weighted MMD²: ``Σ_c (n_c / n) · MMD²(a[y = c], b[y = c])``.
 
     The paper's code makes its MMD-only passes over the training set sorted
@@ -36,6 +36,7 @@ def class_conditional_mmd2(a, b, labels, sigma=1.0, unbiased=False):
         labels: Int tensor ``(n,)``: the class of row ``i`` of both.
         sigma: Kernel bandwidth or sequence of bandwidths.
         unbiased: Per-class unbiased estimator instead of the biased one.
+        kernel: One of `keras_mi.losses.kernels.KERNELS`.
 
     Returns:
         float32 scalar tensor (>= 0 for the biased estimator).
@@ -47,13 +48,13 @@ def class_conditional_mmd2(a, b, labels, sigma=1.0, unbiased=False):
     >>> float(class_conditional_mmd2(a, a, np.array([0, 0, 1, 1])))
     0.0
     """
-    sigmas = _bandwidths(sigma)
+    sigmas = as_bandwidths(sigma)
     labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
     same = ops.cast(ops.equal(labels[:, None], labels[None, :]), "float32")
     n_c = ops.sum(same, axis=1, keepdims=True)  # class size of row i's class
-    k_aa = gaussian_kernel(a, a, sigmas)
-    k_bb = gaussian_kernel(b, b, sigmas)
-    k_ab = gaussian_kernel(a, b, sigmas)
+    k_aa = kernel_matrix(a, a, kernel, sigmas)
+    k_bb = kernel_matrix(b, b, kernel, sigmas)
+    k_ab = kernel_matrix(a, b, kernel, sigmas)
     if not unbiased:
         # Row i carries weight 1/n; inside its class the pairs average.
         n = ops.cast(ops.shape(labels)[0], "float32")

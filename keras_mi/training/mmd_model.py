@@ -60,13 +60,20 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_mi.losses.class_mmd import class_conditional_mmd2
-from keras_mi.losses.mmd import mmd2
+# Module imports, not names: `import keras` inside `keras_mi.losses` can run
+# keras_mi's class registration, which imports this module while the losses
+# are still initializing.
+from keras_mi.losses import class_mmd as _class_mmd
+from keras_mi.losses import kernels as _kernels
+from keras_mi.losses import log_odds as _log_odds
+from keras_mi.losses import mmd as _mmd
 from keras_mi.training.reference import ReferenceSet
 
 __all__ = ["MMDModel"]
 
 SCHEDULES = ("summed", "paper")
+#: What the MMD² compares (`MMDModel` ``statistic``).
+STATISTICS = ("softmax", "log_odds")
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
@@ -79,7 +86,7 @@ class MMDModel(keras.Model):
             paper's validation set). Labels are ints or one-hot rows. May be
             ``None`` and given later with `set_reference` (e.g. after load).
         weight: λ >= 0, the MMD² loss weight (3.0 in the paper's CIFAR run).
-        sigma: Gaussian kernel bandwidth > 0, or a list of them (summed).
+        sigma: Kernel bandwidth > 0, or a list of them (summed).
         schedule: ``"summed"`` or ``"paper"`` (see the module docstring).
         unbiased: Use the unbiased MMD² estimator (the paper uses biased).
         per_class: Compare outputs within each class (default): the MMD² is
@@ -90,6 +97,13 @@ class MMDModel(keras.Model):
             the same comparison on shuffled batches. ``False`` pools the
             whole batch (cross-class pairs dilute the member/non-member
             signal; measured much weaker on Location, see README).
+        kernel: ``"gaussian"`` (the paper's), ``"laplacian"`` or ``"imq"``
+            (inverse multiquadric, heavy-tailed); see `keras_mi.losses.kernels`.
+        statistic: What the MMD² compares: ``"softmax"`` (the paper's: the
+            softmax vectors) or ``"log_odds"`` (one feature per row, the
+            true-class log-odds ``log p_y - log(1 - p_y)``, the statistic
+            LiRA reads; `keras_mi.losses.true_class_log_odds`). Bandwidths
+            are then in log-odds units.
         gap_threshold: For ``"paper"``: accuracy gap (fraction, 0.03 = 3
             points) that triggers an MMD pass.
         replace: Draw reference examples i.i.d. instead of without
@@ -120,6 +134,8 @@ class MMDModel(keras.Model):
         schedule="summed",
         unbiased=False,
         per_class=True,
+        kernel="gaussian",
+        statistic="softmax",
         gap_threshold=0.03,
         replace=False,
         from_logits=True,
@@ -136,6 +152,9 @@ class MMDModel(keras.Model):
         sigmas = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma]
         if not sigmas or not all(float(s) > 0.0 for s in sigmas):
             raise ValueError(f"`sigma` must be > 0 (or a non-empty list of values > 0); received {sigma!r}.")
+        _kernels.check_kernel(kernel)
+        if statistic not in STATISTICS:
+            raise ValueError(f"`statistic` must be one of {STATISTICS}; received {statistic!r}.")
         if schedule not in SCHEDULES:
             raise ValueError(f"`schedule` must be one of {SCHEDULES}; received {schedule!r}.")
         if not -1.0 <= float(gap_threshold) <= 1.0:
@@ -149,6 +168,8 @@ class MMDModel(keras.Model):
         self.schedule = schedule
         self.unbiased = bool(unbiased)
         self.per_class = bool(per_class)
+        self.kernel = kernel
+        self.statistic = statistic
         self.gap_threshold = float(gap_threshold)
         self.replace = bool(replace)
         self.from_logits = bool(from_logits)
@@ -288,10 +309,17 @@ class MMDModel(keras.Model):
         outputs = ops.cast(outputs, "float32")
         return ops.softmax(outputs, axis=-1) if self.from_logits else outputs
 
-    def reference_mmd2(self, y, y_pred, training=True):
-        """MMD² between ``softmax(y_pred)`` and a class-matched reference batch.
+    def _logits(self, outputs):
+        outputs = ops.cast(outputs, "float32")
+        # log p is a logit vector (up to a per-row constant the log-odds ignore).
+        return outputs if self.from_logits else ops.log(ops.maximum(outputs, 1e-30))
 
-        The reference softmax is wrapped in `ops.stop_gradient`.
+    def reference_mmd2(self, y, y_pred, training=True):
+        """MMD² between the batch's outputs and a class-matched reference batch.
+
+        The outputs compared are ``softmax(y_pred)`` (``statistic="softmax"``)
+        or the true-class log-odds (``"log_odds"``); the reference side is
+        wrapped in `ops.stop_gradient`.
         """
         if self._reference is None:
             raise RuntimeError(
@@ -302,11 +330,16 @@ class MMDModel(keras.Model):
         idx = self._reference_indices(labels)
         x_ref = keras.tree.map_structure(lambda t: ops.take(t, idx, axis=0), self._reference.x)
         ref_out = self.model(x_ref, training=self.reference_training and training)
-        ref_probs = ops.stop_gradient(self._probs(ref_out))
+        if self.statistic == "log_odds":
+            a = _log_odds.true_class_log_odds(self._logits(y_pred), labels)
+            b = ops.stop_gradient(_log_odds.true_class_log_odds(self._logits(ref_out), labels))
+        else:
+            a = self._probs(y_pred)
+            b = ops.stop_gradient(self._probs(ref_out))
         if self.per_class:
-            return class_conditional_mmd2(self._probs(y_pred), ref_probs, labels,
-                                          sigma=self.sigma, unbiased=self.unbiased)
-        return mmd2(self._probs(y_pred), ref_probs, sigma=self.sigma, unbiased=self.unbiased)
+            return _class_mmd.class_conditional_mmd2(a, b, labels, sigma=self.sigma,
+                                                     unbiased=self.unbiased, kernel=self.kernel)
+        return _mmd.mmd2(a, b, sigma=self.sigma, unbiased=self.unbiased, kernel=self.kernel)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not training:
@@ -361,6 +394,8 @@ class MMDModel(keras.Model):
                 "schedule": self.schedule,
                 "unbiased": self.unbiased,
                 "per_class": self.per_class,
+                "kernel": self.kernel,
+                "statistic": self.statistic,
                 "gap_threshold": self.gap_threshold,
                 "replace": self.replace,
                 "from_logits": self.from_logits,

@@ -17,6 +17,8 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         ({"sigma": [1.0, -2.0]}, "sigma"),
         ({"schedule": "alternate"}, "schedule"),
         ({"gap_threshold": 3.0}, "gap_threshold"),
+        ({"kernel": "cauchy"}, "kernel"),
+        ({"statistic": "confidence"}, "statistic"),
     ],
 )
 def test_bad_hyperparameters(make_net, toy, kwargs, match):
@@ -91,13 +93,15 @@ def test_dataset_label_width_checked(make_net, toy):
 def test_save_load_round_trip(make_net, toy, tmp_path):
     x, y = toy
     big_reference = (np.repeat(x, 20, axis=0), np.repeat(y, 20))  # ~460 KB of inputs
-    model = compiled(MMDModel(make_net(), reference=big_reference, weight=1.5, sigma=[0.5, 1.0], seed=4))
+    model = compiled(MMDModel(make_net(), reference=big_reference, weight=1.5, sigma=[0.5, 1.0], seed=4,
+                              kernel="imq", statistic="log_odds"))
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     path = tmp_path / "mmd.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded, MMDModel)
     assert (loaded.weight, loaded.sigma, loaded.seed) == (1.5, [0.5, 1.0], 4)
+    assert (loaded.kernel, loaded.statistic) == ("imq", "log_odds")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     # The reference set is not in the file.
     inner = tmp_path / "inner.keras"

@@ -52,6 +52,37 @@ def test_loss_is_ce_plus_weight_times_mmd(make_net, toy, per_class):
     assert ev == pytest.approx(ce, rel=1e-5)
 
 
+@pytest.mark.parametrize("kernel", ["gaussian", "imq"])
+def test_log_odds_statistic_is_class_mmd_of_true_class_log_odds(make_net, toy, kernel):
+    x, y = toy
+    xr, yr = one_per_class(x, y)
+    model = MMDModel(make_net(), reference=(xr, yr), weight=0.7, sigma=[1.0, 4.0], seed=0,
+                     kernel=kernel, statistic="log_odds")
+    model.compile("sgd", SCCE)
+    xb, yb = x[100:164], y[100:164]
+    logits = model(xb)
+    got = float(ops.convert_to_numpy(model.compute_loss(xb, yb, logits, training=True)))
+    p = softmax(ops.convert_to_numpy(logits))
+    pr = softmax(ops.convert_to_numpy(model(xr))[yb])
+    rows = np.arange(len(yb))
+    phi = np.log(p[rows, yb] / (1 - p[rows, yb]))
+    phi_r = np.log(pr[rows, yb] / (1 - pr[rows, yb]))
+
+    def k(u, v):
+        d2 = (u[:, None] - v[None, :]) ** 2
+        if kernel == "gaussian":
+            return sum(np.exp(-d2 / (2 * s * s)) for s in (1.0, 4.0))
+        return sum(1 / np.sqrt(1 + d2 / (s * s)) for s in (1.0, 4.0))
+
+    mmd = sum((yb == c).mean() * (k(phi[yb == c], phi[yb == c]).mean()
+                                   + k(phi_r[yb == c], phi_r[yb == c]).mean()
+                                   - 2 * k(phi[yb == c], phi_r[yb == c]).mean())
+              for c in np.unique(yb))
+    ce = -np.mean(np.log(p[rows, yb]))
+    assert mmd > 1e-4
+    assert got == pytest.approx(ce + 0.7 * mmd, rel=1e-5)
+
+
 @pytest.mark.parametrize("encoding", ["int", "int_col", "onehot", "soft"])
 def test_reference_batch_is_class_matched(make_net, toy, encoding):
     x, y = toy
