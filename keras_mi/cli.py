@@ -23,7 +23,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    from keras_mi.experiment.config import DEFENSES  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import defense_entries  # pylint: disable=import-outside-toplevel
     from keras_mi.experiment.presets import PRESETS  # pylint: disable=import-outside-toplevel
 
     parser = argparse.ArgumentParser(
@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                     "to --out. Re-running the same command resumes an interrupted run.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="presets:\n" + "\n".join(f"  {k:<18} {v[1]}" for k, v in PRESETS.items()))
-    _add_config_arguments(ev, PRESETS, DEFENSES)
+    defenses = [name for e in defense_entries()
+                for name in ([e.name, e.argument_help] if e.argument_help else [e.name])]
+    _add_config_arguments(ev, PRESETS, defenses)
     sh = sub.add_parser(
         "shadow", help="train some of a run's bank models / LiRA shadows (one cluster task each)",
         description="Train only the models given by --shadow-index for the run that the same "
@@ -49,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example (SLURM):\n  #SBATCH --array=0-15\n  keras-mi shadow --attacks loss lira "
                "--num-shadows 16 --out /shared/run --shadow-index $SLURM_ARRAY_TASK_ID\n"
                "  keras-mi evaluate --attacks loss lira --num-shadows 16 --out /shared/run")
-    _add_config_arguments(sh, PRESETS, DEFENSES)
+    _add_config_arguments(sh, PRESETS, defenses)
     sh.add_argument("--shadow-index", type=int, nargs="+", required=True, metavar="I",
                     help="which model(s) to train, 0 <= I < bank size (or num_lira_shadows)")
     return parser
@@ -61,7 +63,8 @@ def _add_config_arguments(ev: argparse.ArgumentParser, presets, defenses) -> Non
                     help=f"start from a preset: {', '.join(presets)} (default: location)")
     ev.add_argument("--dataset", help="dataset name (e.g. location, cifar10)")
     ev.add_argument("--defenses", nargs="+", metavar="NAME",
-                    help=f"defenses to compare: {', '.join(defenses)}, dpsgd:<epsilon>")
+                    help=f"defenses to compare (keras_mi.defenses registry): "
+                         f"{', '.join(defenses)}")
     ev.add_argument("--attacks", nargs="+", metavar="NAME",
                     help="attacks to run (default: every attack whose inputs are available)")
     ev.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")

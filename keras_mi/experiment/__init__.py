@@ -9,7 +9,7 @@ Example:
   >>> report = run_experiment(config, "runs/quick")  # doctest: +SKIP
 """
 
-from keras_mi.experiment.config import (DEFENSES, DPSGDSettings, ExperimentConfig, SplitSizes,
+from keras_mi.experiment.config import (DPSGDSettings, ExperimentConfig, SplitSizes,
                                         TrainingRecipe, parse_defense)
 from keras_mi.experiment.presets import DEFAULT_PRESET, available_presets, get_preset
 from keras_mi.experiment.runner import available_attacks, run_experiment
@@ -20,3 +20,12 @@ __all__ = [
     "SplitSizes", "TrainingRecipe", "available_attacks", "available_presets", "get_preset",
     "parse_defense", "run_experiment",
 ]
+
+
+def __getattr__(name):
+    # DEFENSES: kept for one release; keras_mi.defenses.defense_names() is the source.
+    if name == "DEFENSES":
+        from keras_mi.defenses import defense_names  # pylint: disable=import-outside-toplevel
+
+        return defense_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

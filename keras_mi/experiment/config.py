@@ -7,7 +7,8 @@ recipe, the defenses to compare, the attacks to run and the seed. Its
 the fields that only say *where* data lives) is stored in the output folder,
 so a re-run with a different config in the same folder is refused.
 
-Defense names (see :data:`DEFENSES`):
+Defense names come from the registry (:mod:`keras_mi.defenses`,
+``defense_names()``); the built-in ones:
 
 * ``none``: plain cross-entropy training.
 * ``mixup``: mixup (Zhang et al. 2018) with ``mixup_alpha``.
@@ -17,6 +18,8 @@ Defense names (see :data:`DEFENSES`):
 * ``dpsgd``: DP-SGD (TF-Privacy, or Keras 3 on JAX with
   ``dpsgd.implementation: keras_jax``) at ``dpsgd.epsilon``; ``dpsgd:8`` asks for
   ε = 8 explicitly, so several budgets can be compared in one report.
+* ``label_smoothing``, ``confidence_penalty``, ``early_stopping``: their
+  settings live in the config sections of the same names.
 """
 
 from __future__ import annotations
@@ -29,8 +32,18 @@ import math
 import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
-#: Defense names understood by the runner (``dpsgd:<epsilon>`` too).
-DEFENSES = ("none", "mixup", "mmd", "mmd+mixup", "dpsgd")
+from keras_mi.defenses.registry import (config_errors, config_sections, defense_names,
+                                        resolve_defense)
+from keras_mi.defenses.settings import (ConfidencePenaltySettings, EarlyStoppingSettings,
+                                        LabelSmoothingSettings)
+
+
+def __getattr__(name):
+    # DEFENSES: kept for one release; keras_mi.defenses.defense_names() is the source.
+    if name == "DEFENSES":
+        return defense_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Optimizers the training recipe can name.
 OPTIMIZERS = ("sgd", "adam")
@@ -116,6 +129,14 @@ class DPSGDSettings:
     child process: Poisson-sampled batches, the sampler the accountant
     assumes; ``num_microbatches`` must be null there).
 
+    ``architecture`` names the DP model (one of
+    :func:`keras_mi.models.available_architectures`; none has BatchNorm);
+    ``None`` uses the run's ``architecture``. Under DP a smaller model often
+    wins (e.g. ``linear``, softmax regression, on Location), so the DP row
+    may differ from the undefended one. Steps are ``epochs * (n //
+    batch_size)``: with ``batch_size`` equal to the training set size (full
+    batch) ``epochs`` is the number of steps.
+
     Example:
       >>> DPSGDSettings(epsilon=4.0).l2_norm_clip
       1.0
@@ -130,6 +151,7 @@ class DPSGDSettings:
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     implementation: str = "tf_privacy"
+    architecture: Optional[str] = None  # None: the run's architecture
 
 
 #: DP-SGD trainers of the ``dpsgd`` defense (``dpsgd.implementation``).
@@ -138,8 +160,9 @@ DPSGD_IMPLEMENTATIONS = ("tf_privacy", "keras_jax")
 
 def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     """``config.to_dict()`` without fields that do not change the numbers'
-    identity: data locations, and ``dpsgd.implementation`` at its default
-    (so folders and banks made before the field existed keep their hashes).
+    identity: data locations, and ``dpsgd.implementation`` and
+    ``dpsgd.architecture`` at their defaults (so folders and banks made
+    before the fields existed keep their hashes).
 
     Example:
       >>> "implementation" in identity_dict(ExperimentConfig())["dpsgd"]
@@ -148,8 +171,21 @@ def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     data = config.to_dict()
     for key in _LOCATION_FIELDS:
         data.pop(key, None)
+    # A defense's settings change no number unless that defense is trained
+    # (and folders made before a section existed keep their hashes).
+    used = set()
+    for name in config.defenses:
+        try:
+            used.add(resolve_defense(name)[0].config_attr)
+        except ValueError:
+            pass
+    for attr in config_sections():
+        if attr not in used:
+            data.pop(attr, None)
     if data.get("dpsgd", {}).get("implementation") == "tf_privacy":
         del data["dpsgd"]["implementation"]
+    if "architecture" in data.get("dpsgd", {}) and data["dpsgd"]["architecture"] is None:
+        del data["dpsgd"]["architecture"]  # the run's architecture, as before the field
     return data
 
 
@@ -209,6 +245,13 @@ class ExperimentConfig:
     mmd_per_class: bool = True  # MMD² within each class (the paper's sorted passes)
     mixup_alpha: float = 1.0
     dpsgd: DPSGDSettings = dataclasses.field(default_factory=DPSGDSettings)
+    # Settings of the registry's defenses (keras_mi.defenses), one section each.
+    label_smoothing: LabelSmoothingSettings = dataclasses.field(
+        default_factory=LabelSmoothingSettings)
+    confidence_penalty: ConfidencePenaltySettings = dataclasses.field(
+        default_factory=ConfidencePenaltySettings)
+    early_stopping: EarlyStoppingSettings = dataclasses.field(
+        default_factory=EarlyStoppingSettings)
     num_shadow_models: int = 4
     num_lira_shadows: int = 8
     bank: BankSettings = dataclasses.field(default_factory=BankSettings)
@@ -295,14 +338,11 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         """Checks names and numbers that need no data; raises ValueError."""
-        errors = []
-        for name in self.defenses:
-            try:
-                parse_defense(name)
-            except ValueError as err:
-                errors.append(str(err))
+        # Names and each defense's own settings: the registry's entries say.
+        errors = config_errors(self, self.defenses)
         if not self.defenses:
-            errors.append("defenses is empty; name at least one of " + ", ".join(DEFENSES) + ".")
+            errors.append("defenses is empty; name at least one of "
+                          + ", ".join(defense_names()) + ".")
         if len(set(self.defenses)) != len(self.defenses):
             errors.append(f"defenses lists a name twice: {self.defenses}.")
         t = self.training
@@ -323,9 +363,11 @@ class ExperimentConfig:
         for role in ("reference", "test", "shadow"):
             if getattr(self.split, role) < 0:
                 errors.append(f"split.{role} must not be negative.")
-        if any(parse_defense(d)[0] == "mmd" or parse_defense(d)[0] == "mmd+mixup"
-               for d in self.defenses if _is_valid_defense(d)) and self.split.reference < 1:
-            errors.append("the mmd defenses need a reference set: set split.reference > 0.")
+        needy = [d for d in self.defenses if _entry_or_none(d) is not None
+                 and _entry_or_none(d).needs_reference]
+        if needy and self.split.reference < 1:
+            errors.append(f"the defense(s) {needy} need a reference set: set "
+                          "split.reference > 0.")
         if self.attacks is not None and "lira" in self.attacks and self.num_lira_shadows < 4:
             errors.append("the lira attack needs num_lira_shadows >= 4 (16+ recommended).")
         if self.mixup_alpha <= 0 or self.mmd_weight < 0 or self.mmd_sigma <= 0:
@@ -400,6 +442,12 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
     need(dp.implementation in DPSGD_IMPLEMENTATIONS,
          f"dpsgd.implementation '{dp.implementation}' is not one of "
          f"{', '.join(DPSGD_IMPLEMENTATIONS)}.")
+    if dp.architecture is not None:
+        from keras_mi.models.architectures import (  # pylint: disable=import-outside-toplevel
+            available_architectures)
+        need(dp.architecture in available_architectures(),
+             f"dpsgd.architecture '{dp.architecture}' is not one of "
+             f"{', '.join(available_architectures())} (or null for the run's architecture).")
     need(dp.implementation != "keras_jax" or dp.num_microbatches is None,
          "dpsgd.num_microbatches is a TF-Privacy option; the keras_jax trainer clips per "
          "example: set it to null.")
@@ -425,14 +473,19 @@ def _bank_errors(config: "ExperimentConfig") -> List[str]:
         if config.split.test < 1:
             errors.append("the bank protocol uses the test split as RMIA's population: set "
                           "split.test > 0.")
-        if b.queries != "none" and any(str(d).startswith("dpsgd") for d in config.defenses):
+        if b.queries != "none" and any(_entry_or_none(d) is not None
+                                       and _entry_or_none(d).trains_in_subprocess
+                                       for d in config.defenses):
             errors.append("bank.queries 'flip_shift' is not supported with dpsgd (its models "
                           "live in another process); use bank.queries none.")
     return errors
 
 
 def parse_defense(name: str):
-    """Splits a defense name into ``(kind, epsilon_or_None)``.
+    """Splits a defense name into ``(name, argument_or_None)``.
+
+    Kept for one release: :func:`keras_mi.defenses.resolve_defense` (which
+    this wraps) returns the registry entry itself.
 
     Example:
       >>> parse_defense("dpsgd:8")
@@ -440,29 +493,15 @@ def parse_defense(name: str):
       >>> parse_defense("mmd+mixup")
       ('mmd+mixup', None)
     """
-    kind, _, arg = str(name).partition(":")
-    if kind not in DEFENSES:
-        raise ValueError(f"Unknown defense '{name}'; valid defenses: {', '.join(DEFENSES)} "
-                         "(and dpsgd:<epsilon>, e.g. dpsgd:8).")
-    if not arg:
-        return kind, None
-    if kind != "dpsgd":
-        raise ValueError(f"Defense '{name}' takes no argument; only dpsgd:<epsilon> does.")
-    try:
-        eps = float(arg)
-    except ValueError:
-        eps = -1.0
-    if not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(f"Defense '{name}': epsilon must be a positive number, e.g. dpsgd:4.")
-    return kind, eps
+    entry, argument = resolve_defense(name)
+    return entry.name, argument
 
 
-def _is_valid_defense(name: str) -> bool:
+def _entry_or_none(name: str):
     try:
-        parse_defense(name)
-        return True
+        return resolve_defense(name)[0]
     except ValueError:
-        return False
+        return None
 
 
 def _parse_scalar(text: str):
@@ -491,16 +530,26 @@ def _build(cls, data: Any, where: str):
     if unknown:
         raise ValueError(f"Unknown key(s) {unknown} in {where}; valid keys: {', '.join(fields)}.")
     kwargs = {}
-    nested = {"split": SplitSizes, "training": TrainingRecipe, "dpsgd": DPSGDSettings,
-              "bank": BankSettings}
+    nested = _nested_sections() if cls is ExperimentConfig else {}
     for name, value in data.items():
-        if name in nested and cls is ExperimentConfig:
+        if name in nested:
             kwargs[name] = _build(nested[name], value, f"{where}.{name}")
         else:
             kwargs[name] = copy.deepcopy(value)
     obj = cls(**kwargs)
     _coerce(obj, where)
     return obj
+
+
+def _nested_sections() -> Dict[str, type]:
+    """ExperimentConfig attribute -> dataclass, for every section field."""
+    out = {}
+    for f in dataclasses.fields(ExperimentConfig):
+        if f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                out[f.name] = type(value)
+    return out
 
 
 def _coerce(obj, where: str) -> None:

@@ -138,13 +138,8 @@ def check_sizes(config: ExperimentConfig, facts: DatasetFacts) -> None:
             config.bank.query_shift >= min(facts.input_shape[:2]):
         errors.append(f"bank.query_shift ({config.bank.query_shift}) must be smaller than the "
                       f"images ({facts.input_shape[0]}x{facts.input_shape[1]}).")
-    mmd = [d for d in config.defenses if str(d).partition(":")[0] in ("mmd", "mmd+mixup")]
-    if mmd and s.reference < facts.num_classes:
-        errors.append(f"the defense(s) {mmd} draw class-matched reference batches: "
-                      f"split.reference ({s.reference}) must be at least the number of classes "
-                      f"({facts.num_classes}).")
     errors.extend(_architecture_errors(config, facts))
-    errors.extend(_dpsgd_errors(config, facts))
+    errors.extend(_defense_errors(config, facts))
     if s.total > facts.pool_size:
         errors.append(
             f"Split sizes need {s.total} records (members {s.members} + non_members "
@@ -180,41 +175,20 @@ def _architecture_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[
     return []
 
 
-def _dpsgd_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
-    """DP-SGD's accounting inputs for each ``dpsgd`` defense: checked as the baseline will."""
-    from keras_mi.baselines.accounting import (  # pylint: disable=import-outside-toplevel
-        noise_multiplier_for_epsilon, validate_dp_arguments)
-    from keras_mi.experiment.config import parse_defense  # pylint: disable=import-outside-toplevel
+def _defense_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
+    """Each listed defense's own checks against the data (registry ``check_data``).
 
-    dp, errors = config.dpsgd, []
-    kinds = [parse_defense(d) for d in config.defenses]
-    if not any(kind == "dpsgd" for kind, _ in kinds):
-        return errors
-    batch = dp.batch_size or config.training.batch_size
-    epochs = dp.epochs or config.training.epochs
-    # The target trains on the members; a bank model on half of members + non-members.
-    sets = [("split.members", config.split.members)]
-    if config.bank.size:
-        sets.append(("a bank model's half", (config.split.members + config.split.non_members) // 2))
-    for what, n in sets:
-        try:
-            validate_dp_arguments(n, batch, 1.0, epochs, dp.delta, dp.l2_norm_clip,
-                                  dp.num_microbatches)
-        except ValueError as err:
-            errors.append(f"dpsgd on {what} ({n} records): {err}")
-    if errors:
-        return errors
-    # An ε no noise level reaches fails in the baseline's calibration; run that
-    # calibration (seconds) now, as train_dpsgd will, so it fails before the claim.
-    n = config.split.members
-    targets = sorted({eps if eps is not None else dp.epsilon for kind, eps in kinds
-                      if kind == "dpsgd"})
-    for eps in targets:
-        try:
-            noise_multiplier_for_epsilon(eps, n, batch, epochs, dp.delta, "rdp",
-                                         dp.num_microbatches, steps=epochs * (n // batch))
-        except ValueError as err:
-            errors.append(f"dpsgd at epsilon {eps:g}: {err}")
+    E.g. class-matched reference batches (MMD), DP-SGD's accounting inputs
+    and noise calibration. A message two defenses share is listed once.
+    """
+    from keras_mi.defenses import resolve_defense  # pylint: disable=import-outside-toplevel
+
+    errors: List[str] = []
+    for name in config.defenses:
+        entry, argument = resolve_defense(name)
+        for err in entry.data_errors(config, facts, argument):
+            if err not in errors:
+                errors.append(err)
     return errors
 
 

@@ -18,8 +18,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from keras_mi.experiment import store
-from keras_mi.experiment.config import ExperimentConfig, parse_defense
-from keras_mi.experiment.train import (TrainedModel, model_seed, seed_everything,
+from keras_mi.defenses import resolve_defense
+from keras_mi.experiment.config import ExperimentConfig
+from keras_mi.experiment.train import (TrainedModel, model_seed, seed_everything, train_defense,
                                        train_dpsgd_defense, train_keras_defense)
 from keras_mi.outputs import ModelOutputs
 
@@ -150,12 +151,11 @@ def train_step(defense: str, tag: str, config: ExperimentConfig, facts,
     t0 = time.perf_counter()
     data = {"train": roles["members"], "reference": roles.get("reference"), "eval": eval_splits,
             "work_dir": str(out / "models" / f"{tag}_dpsgd")}
-    kind, _ = parse_defense(defense)
     progress.write(f"Training '{defense}' ({facts.architecture}, "
                    f"{len(roles['members'][0])} members, seed {seed})")
-    trainer = train_dpsgd_defense if kind == "dpsgd" else train_keras_defense
-    trained: TrainedModel = trainer(defense, config, data, facts.input_shape, facts.num_classes,
-                                    facts.architecture, seed, verbose=fit_verbose)
+    trained: TrainedModel = train_defense(defense, config, data, facts.input_shape,
+                                          facts.num_classes, facts.architecture, seed,
+                                          verbose=fit_verbose)
     if trained.model is not None:
         store.atomic_write(out / "models" / f"{tag}.keras", trained.model.save, suffix=".keras")
         outputs = ModelOutputs.from_model(trained.model, **eval_splits)
@@ -399,6 +399,11 @@ def bank_recipe(config: ExperimentConfig, defense: str) -> str:
     d = identity_dict(config)  # dpsgd.implementation only when not the default
     keys = ("dataset", "split", "architecture", "training", "seed", "mmd_weight", "mmd_sigma",
             "mmd_schedule", "mmd_per_class", "mixup_alpha", "dpsgd")
+    # The defense's own settings section (none for the paper's defenses, whose
+    # flat fields are above: their labels stay as they were).
+    section = resolve_defense(defense)[0].config_attr
+    if section is not None and section not in keys:
+        keys = keys + (section,)
     text = json.dumps({k: d[k] for k in keys}, sort_keys=True)
     return f"{defense} {hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
@@ -431,12 +436,12 @@ def bank_train_fn(defense: str, config: ExperimentConfig, facts,
       >>> fn = bank_train_fn("mmd", config, facts, roles, out)  # doctest: +SKIP
       >>> model = fn(x_half, y_half, seed=3)  # doctest: +SKIP
     """
-    kind, _ = parse_defense(defense)
+    entry, _ = resolve_defense(defense)
     pool_x = np.concatenate([roles["members"][0], roles["non_members"][0]])
     pool_y = np.concatenate([roles["members"][1], roles["non_members"][1]])
 
     def train_fn(x, y, seed):
-        if kind != "dpsgd":
+        if not entry.trains_in_subprocess:
             return train_keras_defense(defense, config, {"train": (x, y),
                                                          "reference": roles.get("reference")},
                                        facts.input_shape, facts.num_classes, facts.architecture,
@@ -525,14 +530,14 @@ def _bank_audit(defense: str, config: ExperimentConfig, report) -> Dict[str, Any
     from keras_mi.baselines.accounting import default_delta  # pylint: disable=import-outside-toplevel
     from keras_mi.baselines.audit import empirical_epsilon_of_attacks  # pylint: disable=import-outside-toplevel
 
-    _, eps = parse_defense(defense)
+    entry, argument = resolve_defense(defense)
     dp = config.dpsgd
     half = (config.split.members + config.split.non_members) // 2
     delta = dp.delta if dp.delta is not None else default_delta(half)
     audit = empirical_epsilon_of_attacks(
         {r.name: (r.member_scores, r.non_member_scores) for r in report.results
          if r.member_scores is not None}, delta=delta)
-    audit["accountant_epsilon"] = float(eps if eps is not None else dp.epsilon)
+    audit["accountant_epsilon"] = float(entry.epsilon(config, argument))
     audit["pairs"] = "pooled (model, record) pairs; replace-one, not independent"
     return audit
 
@@ -561,12 +566,14 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
         path = out / "attacks" / f"bank_{tag}{'' if protocol == 'adaptive' else '_non_adaptive'}.json"
         if store.reuse(path, read_attack_report) is None:
             t0 = time.perf_counter()
-            dpsgd = parse_defense(defense)[0] == "dpsgd"
+            entry, argument = resolve_defense(defense)
+            # Defenses with an accountant's ε get the empirical ε audit.
+            audited = entry.epsilon(config, argument) is not None
             report = kbank.attack_bank(bank, shadow_bank=shadows, lira_center=b.lira_center,
                                        rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a,
-                                       keep_scores=dpsgd)
+                                       keep_scores=audited)
             report.metadata["accuracy"] = kbank.model_accuracies(bank)
-            if dpsgd:
+            if audited:
                 report.metadata["empirical_epsilon"] = _bank_audit(defense, config, report)
             store.write_text(path, report.to_json(indent=1) + "\n")
             store.save_timing(out, f"attacks/bank_{tag}_{protocol}_s",

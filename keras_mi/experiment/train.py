@@ -1,11 +1,13 @@
 """Trains one model per defense with the experiment's shared recipe.
 
-Each Keras defense builds a fresh architecture (``keras_mi.models``), wraps
-it as the defense asks (mixup data, ``MMDModel``) and fits it with the
-optimizer and learning-rate schedule of :class:`TrainingRecipe`. The model
-returned is always the plain logits model (never the MMD wrapper), so its
-``.keras`` file loads without keras-mi's training code. DP-SGD runs in its
-own process through :func:`keras_mi.baselines.train_dpsgd`.
+Each Keras defense builds a fresh architecture (``keras_mi.models``), hands
+it to its registry entry (:mod:`keras_mi.defenses`), which wraps it as the
+defense asks (mixup data, ``MMDModel``, a loss, a callback), and fits the
+result with the optimizer and learning-rate schedule of
+:class:`TrainingRecipe`. The model returned is always the plain logits
+model (never the MMD wrapper), so its ``.keras`` file loads without
+keras-mi's training code. Entries that train in a child process (DP-SGD)
+return outputs instead.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from keras_mi.experiment.config import ExperimentConfig, TrainingRecipe, parse_defense
+from keras_mi.experiment.config import ExperimentConfig, TrainingRecipe
 
 
 @dataclasses.dataclass
@@ -100,124 +102,102 @@ def _with_augmentation(model, input_shape, seed: int):
 def train_keras_defense(defense: str, config: ExperimentConfig, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
                         input_shape, num_classes: int, architecture: str, seed: int,
                         verbose: int = 0) -> TrainedModel:
-    """Trains ``none``/``mixup``/``mmd``/``mmd+mixup`` on ``data["train"]``.
+    """Trains any Keras defense of the registry on ``data["train"]``.
+
+    Builds the architecture (behind the crop/flip augmentation when the
+    recipe asks), hands it to the entry's builder
+    (:class:`keras_mi.defenses.FitPlan`), compiles the plan's model with the
+    recipe's optimizer and the plan's loss, and fits it.
 
     Args:
-      defense: the defense name.
-      config: the experiment config (recipe, λ, σ, α).
+      defense: the defense name (``keras_mi.defenses.defense_names()``).
+      config: the experiment config (recipe, the defense's settings).
       data: ``{"train": (x, y), "reference": (x, y)}``; the reference set is
-        only read by the MMD defenses.
+        only read by the defenses that need it (MMD, early stopping).
       input_shape, num_classes, architecture: what to build.
       seed: this model's seed (see :func:`model_seed`).
       verbose: Keras ``fit`` verbosity.
 
     Returns:
-      A :class:`TrainedModel` with the plain logits model.
+      A :class:`TrainedModel` with the plain logits model (never a training
+      wrapper), or the plan's ``inference_model`` when it gives one.
     """
-    import keras  # pylint: disable=import-outside-toplevel
-
     from keras_mi import models  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import resolve_defense  # pylint: disable=import-outside-toplevel
 
-    kind, _ = parse_defense(defense)
+    entry, argument = resolve_defense(defense)
+    if entry.trains_in_subprocess:
+        raise ValueError(f"Defense '{defense}' trains in a child process; use "
+                         "train_dpsgd_defense (train_defense picks the right one).")
     recipe = config.training
-    x, y = data["train"]
+    x, _ = data["train"]
     seed_everything(seed)
     model = models.build_model(architecture, tuple(input_shape), num_classes, seed=seed)
     trainable = model
     if recipe.augmentation == "crop_flip":
         trainable = _with_augmentation(model, input_shape, seed)
-    use_mixup = kind in ("mixup", "mmd+mixup")
-    use_mmd = kind in ("mmd", "mmd+mixup")
-    if use_mmd:
-        from keras_mi.training import MMDModel  # pylint: disable=import-outside-toplevel
+    plan = entry.build(trainable, config, {"train": data["train"],
+                                           "reference": data.get("reference")},
+                       num_classes, seed, argument)
+    fit_plan(plan, recipe, steps_per_epoch=math.ceil(len(x) / recipe.batch_size),
+             verbose=verbose)
+    return TrainedModel(model=model if plan.inference_model is None else plan.inference_model)
 
-        trainable = MMDModel(trainable, reference=data["reference"], weight=config.mmd_weight,
-                             sigma=config.mmd_sigma, schedule=config.mmd_schedule,
-                             per_class=config.mmd_per_class, seed=seed)
-    steps = math.ceil(len(x) / recipe.batch_size)
-    if use_mixup:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    # "accuracy" shows in the progress bars and is what MMDModel's paper
-    # schedule reads to decide its MMD passes.
-    trainable.compile(optimizer=make_optimizer(recipe, steps), loss=loss, metrics=["accuracy"])
-    if use_mixup:
-        from keras_mi.data import mixup_dataset  # pylint: disable=import-outside-toplevel
 
-        dataset = mixup_dataset(x, y, num_classes=num_classes, alpha=config.mixup_alpha,
-                                batch_size=recipe.batch_size, seed=seed, shuffle=True,
-                                drop_remainder=len(x) % recipe.batch_size == 1)
-        # The dataset reshuffles itself each epoch (seeded); Keras must not.
-        trainable.fit(dataset, epochs=recipe.epochs, shuffle=False, verbose=verbose)
-    else:
-        trainable.fit(x, y, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True,
-                      verbose=verbose)
-    return TrainedModel(model=model)
+def fit_plan(plan, recipe: TrainingRecipe, steps_per_epoch: int, verbose: int = 0):
+    """Compiles (unless the builder did) and fits a :class:`keras_mi.defenses.FitPlan`.
+
+    A dataset shuffles itself (Keras must not); arrays are shuffled by Keras.
+
+    Returns:
+      The Keras ``History``.
+    """
+    if not plan.compiled:
+        # "accuracy" shows in the progress bars and is what MMDModel's paper
+        # schedule reads to decide its MMD passes.
+        plan.model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=plan.loss,
+                           metrics=["accuracy"])
+    kwargs = dict(plan.fit_kwargs)
+    if plan.callbacks:
+        kwargs["callbacks"] = list(plan.callbacks)
+    if isinstance(plan.data, (tuple, list)):
+        x, y = plan.data
+        return plan.model.fit(x, y, batch_size=recipe.batch_size, epochs=recipe.epochs,
+                              shuffle=True, verbose=verbose, **kwargs)
+    return plan.model.fit(plan.data, epochs=recipe.epochs, shuffle=False, verbose=verbose,
+                          **kwargs)
 
 
 def train_dpsgd_defense(defense: str, config: ExperimentConfig,
                         data: Dict[str, Any], input_shape, num_classes: int, architecture: str,
                         seed: int, verbose: int = 0) -> TrainedModel:
-    """DP-SGD at the requested ε, in a child process.
+    """Trains a defense that runs in a child process (``dpsgd``); outputs, not a model.
 
-    ``config.dpsgd.implementation`` picks the child: ``"tf_privacy"``
-    (TF-Privacy + tf-keras, :func:`keras_mi.baselines.train_dpsgd`; the model
-    is kept as ``out/model.h5`` in ``data["work_dir"]``) or ``"keras_jax"``
-    (:func:`keras_mi.baselines.train_dpsgd_keras` with ``KERAS_BACKEND=jax``
-    and Poisson batches; ``out/model.keras``). The noise multiplier is the
-    smallest that reaches ε for the run's member count, batch size and
-    epochs (``noise_multiplier_for_epsilon``). The extras record the
-    implementation; for ``keras_jax`` also the sampler and the accountant's
-    ``sampling_assumption``.
+    The entry's ``train_outputs`` does the work (see
+    :func:`keras_mi.defenses.dpsgd.train_outputs`); ``data`` is
+    ``{"eval": {role: (x, y)}, "work_dir": folder}``.
     """
-    from keras_mi import baselines  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import resolve_defense  # pylint: disable=import-outside-toplevel
 
-    _, eps = parse_defense(defense)
-    dp = config.dpsgd
-    epsilon = eps if eps is not None else dp.epsilon
-    recipe = config.training
-    epochs = dp.epochs or recipe.epochs
-    batch_size = dp.batch_size or recipe.batch_size
-    splits = data["eval"]
-    if dp.implementation == "keras_jax":
-        return _train_dpsgd_keras_jax(dp, epsilon, batch_size, epochs, splits, data,
-                                      input_shape, num_classes, architecture, seed, verbose)
-    # train_dpsgd calibrates the noise multiplier to ε on the steps it takes
-    # (baselines.noise_multiplier_for_epsilon), so the ε reported is met.
-    result = baselines.train_dpsgd(
-        splits["members"], splits["non_members"], input_shape=tuple(input_shape),
-        num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
-        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
-        batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
-        momentum=dp.momentum, num_microbatches=dp.num_microbatches, delta=dp.delta, seed=seed,
-        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
-    return TrainedModel(outputs=result.outputs, extras={
-        "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
-        "delta": None if result.delta is None else float(result.delta),
-        "noise_multiplier": float(result.noise_multiplier),
-        "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
-        "batch_size": int(result.batch_size), "num_microbatches": result.num_microbatches,
-        "accountant": result.accountant})
+    entry, argument = resolve_defense(defense)
+    if not entry.trains_in_subprocess:
+        raise ValueError(f"Defense '{defense}' trains in this process; use train_keras_defense.")
+    outputs, extras = entry.train_outputs(config, data, input_shape, num_classes, architecture,
+                                          seed, verbose, argument)
+    return TrainedModel(outputs=outputs, extras=dict(extras))
 
 
-def _train_dpsgd_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
-                           num_classes, architecture, seed, verbose) -> TrainedModel:
-    """``train_dpsgd_defense`` with the Keras 3 / JAX trainer (Poisson batches)."""
-    from keras_mi.baselines.dpsgd_keras_subprocess import (  # pylint: disable=import-outside-toplevel
-        train_dpsgd_keras_subprocess)
+def train_defense(defense: str, config: ExperimentConfig, data: Dict[str, Any], input_shape,
+                  num_classes: int, architecture: str, seed: int,
+                  verbose: int = 0) -> TrainedModel:
+    """:func:`train_keras_defense` or :func:`train_dpsgd_defense`, as the entry says.
 
-    result = train_dpsgd_keras_subprocess(
-        splits["members"], splits["non_members"], input_shape=tuple(input_shape),
-        num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
-        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
-        batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
-        momentum=dp.momentum, sampling="poisson", delta=dp.delta, seed=seed,
-        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
-    return TrainedModel(outputs=result.outputs, extras={
-        "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
-        "delta": float(result.delta), "noise_multiplier": float(result.noise_multiplier),
-        "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
-        "batch_size": int(result.batch_size), "num_microbatches": None,
-        "accountant": result.accountant, "implementation": "keras_jax", "sampling": "poisson",
-        "sampling_assumption": result.privacy.sampling_assumption})
+    ``data`` holds ``"train"`` and ``"reference"`` (Keras defenses) and
+    ``"eval"`` and ``"work_dir"`` (defenses that train in a child process).
+    """
+    from keras_mi.defenses import get_defense  # pylint: disable=import-outside-toplevel
+
+    trainer = (train_dpsgd_defense if get_defense(defense).trains_in_subprocess
+               else train_keras_defense)
+    return trainer(defense, config, data, input_shape, num_classes, architecture, seed,
+                   verbose=verbose)
