@@ -3,7 +3,8 @@
 The public API, re-exported here:
 
 * Defense: :class:`MMDModel` (λ·MMD² set regularizer inside ``model.fit``),
-  :class:`MixUp` (mixup augmentation layer), ``data.mixup_dataset``.
+  :class:`MixUp` (mixup augmentation layer), ``data.mixup_dataset``; every
+  defense by name in the ``defenses`` registry (``defenses.register_defense``).
 * Attacks: ``attacks.run`` / ``attacks.run_on_model`` on
   :class:`ModelOutputs` (logits + labels per split).
 * Data: ``data.load_dataset``, :class:`MembershipSplit`.
@@ -48,8 +49,8 @@ _EXPORTS = {
 }
 
 #: Subpackages reachable as attributes (``keras_mi.attacks.run``).
-_SUBMODULES = ("attacks", "baselines", "data", "experiment", "layers", "losses", "models",
-               "outputs", "saved_models", "training")
+_SUBMODULES = ("attacks", "baselines", "data", "defenses", "experiment", "layers", "losses",
+               "models", "outputs", "saved_models", "training")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 
@@ -71,7 +72,8 @@ def __dir__():
 
 #: Modules whose classes ``.keras`` files name (``keras_mi>MMDModel``...);
 #: importing them runs their ``register_keras_serializable`` decorators.
-_SERIALIZABLE_MODULES = ("keras_mi.training.mmd_model", "keras_mi.layers.mix_up")
+_SERIALIZABLE_MODULES = ("keras_mi.training.mmd_model", "keras_mi.layers.mix_up",
+                         "keras_mi.defenses.confidence_penalty")
 
 
 def _register_serializables():
