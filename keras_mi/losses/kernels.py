@@ -21,11 +21,9 @@ from collections.abc import Sequence
 
 from keras import ops
 
+from keras_mi.mmd_options import KERNELS
+
 __all__ = ["KERNELS", "as_bandwidths", "kernel_matrix", "pairwise_squared_distances"]
-
-#: Kernel names accepted by `kernel_matrix` (and the MMD² functions).
-KERNELS = ("gaussian", "laplacian", "imq")
-
 
 def as_bandwidths(sigma) -> tuple[float, ...]:
     """Normalizes ``sigma`` to a non-empty tuple of positive Python floats.
@@ -53,13 +51,6 @@ def as_bandwidths(sigma) -> tuple[float, ...]:
                 "The paper uses sigma=1.0."
             )
     return sigmas
-
-
-def check_kernel(kernel: str) -> str:
-    """Returns ``kernel`` if it names one of `KERNELS`, else raises ValueError."""
-    if kernel not in KERNELS:
-        raise ValueError(f"`kernel` must be one of {KERNELS}; received {kernel!r}.")
-    return kernel
 
 
 def pairwise_squared_distances(a, b):
@@ -128,7 +119,8 @@ def kernel_matrix(a, b, kernel: str = "gaussian", sigma=1.0):
       >>> round(float(np.asarray(k)[0, 0]), 4)  # (1 + 9/16)^(-1/2)
       0.8
     """
-    check_kernel(kernel)
+    if kernel not in KERNELS:
+        raise ValueError(f"`kernel` must be one of {KERNELS}; received {kernel!r}.")
     sigmas = as_bandwidths(sigma)
     d = pairwise_squared_distances(a, b)
     k = None

@@ -10,6 +10,6 @@ Example:
 from keras_mi.training.callbacks import AccuracyGap
 from keras_mi.training.mmd_model import MMDModel
 from keras_mi.training.reference import ReferenceSet
-from keras_mi.training.schedules import PaperSchedule
+from keras_mi.training.paper_schedule import PaperSchedule
 
 __all__ = ["AccuracyGap", "MMDModel", "PaperSchedule", "ReferenceSet"]

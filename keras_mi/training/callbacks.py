@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["AccuracyGap"]
+__all__ = ["ACCURACY_NAMES", "AccuracyGap"]
 
-_CANDIDATES = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
+#: Log keys an accuracy metric may have, in the order they are looked for.
+ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
 
 
 class AccuracyGap(keras.callbacks.Callback):
@@ -35,7 +36,7 @@ class AccuracyGap(keras.callbacks.Callback):
     def _key(self, logs):
         if self.accuracy is not None:
             return self.accuracy if self.accuracy in logs else None
-        for key in _CANDIDATES:
+        for key in ACCURACY_NAMES:
             if key in logs:
                 return key
         return None

@@ -8,12 +8,11 @@ import keras
 import numpy as np
 
 from keras_mi.outputs import looks_like_probabilities
+from keras_mi.training.callbacks import ACCURACY_NAMES
 from keras_mi.training.reference import ReferenceSet
 from keras_mi.training.reference import labels_to_int
 
 __all__ = ["accuracy_metric_name", "check_before_fit"]
-
-_ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
 
 
 def accuracy_metric_name(model):
@@ -40,7 +39,7 @@ def accuracy_metric_name(model):
             names.append(spec if isinstance(spec, str) else getattr(spec, "name", None))
 
     collect([config.get("metrics"), config.get("weighted_metrics")])
-    return next((n for n in names if n in _ACCURACY_NAMES), None)
+    return next((n for n in names if n in ACCURACY_NAMES), None)
 
 
 def _is_tf_dataset(x) -> bool:

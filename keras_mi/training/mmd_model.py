@@ -27,7 +27,7 @@ Design:
   ``schedule="paper"``: the compiled loss alone; at the end of each epoch
   (but the last) whose train-minus-validation accuracy gap is at least
   ``gap_threshold``, `PaperSchedule` runs one extra pass over the training
-  data with MMD-only steps (see `keras_mi.training.schedules`).
+  data with MMD-only steps (see `keras_mi.training.paper_schedule`).
 * The ``mmd`` log entry is the mean MMD² of the training batches (in the
   ``"paper"`` schedule's ordinary passes it is only monitored, not in the
   loss); ``val_mmd`` compares validation batches with the reference set.
@@ -58,6 +58,7 @@ closes; there λ = 16 kept accuracy with Adam and lowered the loss-attack AUC.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 # Module imports, not names: `import keras` inside `keras_mi.losses` can run
@@ -67,13 +68,11 @@ from keras_mi.losses import class_mmd as _class_mmd
 from keras_mi.losses import kernels as _kernels
 from keras_mi.losses import log_odds as _log_odds
 from keras_mi.losses import mmd as _mmd
+from keras_mi.mmd_options import SCHEDULES, STATISTICS
 from keras_mi.training.reference import ReferenceSet
 
 __all__ = ["MMDModel"]
 
-SCHEDULES = ("summed", "paper")
-#: What the MMD² compares (`MMDModel` ``statistic``).
-STATISTICS = ("softmax", "log_odds")
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
@@ -152,7 +151,8 @@ class MMDModel(keras.Model):
         sigmas = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma]
         if not sigmas or not all(float(s) > 0.0 for s in sigmas):
             raise ValueError(f"`sigma` must be > 0 (or a non-empty list of values > 0); received {sigma!r}.")
-        _kernels.check_kernel(kernel)
+        if kernel not in _kernels.KERNELS:
+            raise ValueError(f"`kernel` must be one of {_kernels.KERNELS}; received {kernel!r}.")
         if statistic not in STATISTICS:
             raise ValueError(f"`statistic` must be one of {STATISTICS}; received {statistic!r}.")
         if schedule not in SCHEDULES:
@@ -178,11 +178,13 @@ class MMDModel(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.mmd_tracker = keras.metrics.Mean(name="mmd")
         # Python flag read when a train function is traced: True only inside
-        # the MMD-only passes of the "paper" schedule (see schedules.py).
+        # `mmd_only_pass`, which traces (and caches) a train function of its own.
         self._mmd_only = False
+        self._mmd_only_function = None
+        self._mmd_only_version = None
         self._reference = None
-        # Bumped by every new reference set; `PaperSchedule` drops its cached
-        # MMD-only train function when it changes.
+        # Bumped by every new reference set; `mmd_only_pass` drops its cached
+        # train function when it changes.
         self._reference_version = 0
         # Output width of a wrapped model without `output_shape` (subclassed
         # models), measured by `checks.check_before_fit`.
@@ -359,6 +361,43 @@ class MMDModel(keras.Model):
         return ops.cast(base, "float32") + self.weight * mmd
 
     # ------------------------------------------------------------ training
+    def mmd_only_pass(self, batches):
+        """One pass of MMD-only train steps (``weight * MMD²`` and the model's own losses).
+
+        This is the second pass of the paper's schedule (`PaperSchedule` calls
+        it after an epoch whose accuracy gap is large). It runs through
+        `train_on_batch` with a train function traced for it and cached for
+        later passes, so the train function of the surrounding ``fit`` is
+        never retraced; a new reference set drops the cache.
+
+        Args:
+          batches: An iterable of ``(x, y)`` batches (NumPy), e.g.
+            `keras_mi.training.paper_schedule.iterate_batches`.
+
+        Returns:
+          The mean MMD² over the pass (NaN for no batches).
+
+        Example:
+          >>> model.mmd_only_pass(iterate_batches(x, y, batch_size=128, seed=0))  # doctest: +SKIP
+        """
+        fit_function = self.train_function
+        if self._mmd_only_version != self._reference_version:
+            # Traced with an older reference set (held as constants).
+            self._mmd_only_function = None
+        self.train_function = self._mmd_only_function
+        self._mmd_only = True
+        values = []
+        try:
+            for xb, yb in batches:
+                out = self.train_on_batch(xb, yb, return_dict=True)
+                values.append(float(out["mmd"]))
+            self._mmd_only_function = self.train_function
+            self._mmd_only_version = self._reference_version
+        finally:
+            self._mmd_only = False
+            self.train_function = fit_function
+        return float(np.mean(values)) if values else float("nan")
+
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit` after checking the reference set against the data.
 
@@ -367,7 +406,7 @@ class MMDModel(keras.Model):
         """
         from keras_mi.training import checks
         from keras_mi.training.callbacks import AccuracyGap
-        from keras_mi.training.schedules import PaperSchedule
+        from keras_mi.training.paper_schedule import PaperSchedule
 
         checks.check_before_fit(self, x, y, kwargs)
         callbacks = list(kwargs.pop("callbacks", None) or [])

@@ -5,12 +5,10 @@ only if train accuracy - validation accuracy >= 3 points, makes a second
 pass over the training data with MMD-only steps; the last epoch gets no MMD
 pass. `PaperSchedule` reproduces this in one `fit`: it is a callback whose
 ``on_epoch_end`` computes the gap and, when it triggers, runs the MMD-only
-pass with the model's own `train_on_batch`. During that pass the model's
-``_mmd_only`` flag is set and a second, separately traced train function is
-swapped in (and cached for later epochs), so the fit's own train function
-is never retraced. This works on TensorFlow (including `tf.distribute`) and
-JAX, because at ``on_epoch_end`` both trainers have synced their state back
-into the model's variables, and the next epoch reads it from there.
+pass through `MMDModel.mmd_only_pass`. This works on TensorFlow (including
+`tf.distribute`) and JAX, because at ``on_epoch_end`` both trainers have
+synced their state back into the model's variables, and the next epoch
+reads it from there.
 
 Validation accuracy comes from ``val_<accuracy>`` when ``fit`` has
 ``validation_data``; otherwise it is measured on the reference set, as the
@@ -118,9 +116,6 @@ class PaperSchedule(AccuracyGap):
         super().__init__(accuracy=accuracy)
         self.fit_kwargs = dict(fit_kwargs)
         self.x, self.y = _training_rows(x, y, self.fit_kwargs)
-        self._mmd_train_function = None
-        # `MMDModel._reference_version` the cached function was traced with.
-        self._mmd_reference_version = None
 
     def _reference_accuracy(self):
         model = self.model
@@ -158,20 +153,4 @@ class PaperSchedule(AccuracyGap):
             steps=self.fit_kwargs.get("steps_per_epoch"),
             seed=seed,
         )
-        fit_function = model.train_function
-        if self._mmd_reference_version != model._reference_version:
-            # Traced with an older reference set (held as constants).
-            self._mmd_train_function = None
-        model.train_function = self._mmd_train_function
-        model._mmd_only = True
-        values = []
-        try:
-            for xb, yb in batches:
-                out = model.train_on_batch(xb, yb, return_dict=True)
-                values.append(float(out["mmd"]))
-            self._mmd_train_function = model.train_function
-            self._mmd_reference_version = model._reference_version
-        finally:
-            model._mmd_only = False
-            model.train_function = fit_function
-        return float(np.mean(values)) if values else float("nan")
+        return model.mmd_only_pass(batches)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mi.training.schedules import iterate_batches
+from keras_mi.training.paper_schedule import iterate_batches
 
 
 def test_arrays_cover_every_row_once_and_shuffle_with_seed():
