@@ -40,7 +40,8 @@ def _mmd_wrap(model, config, data, seed: int):
 
     return MMDModel(model, reference=data["reference"], weight=config.mmd_weight,
                     sigma=config.mmd_sigma, schedule=config.mmd_schedule,
-                    per_class=config.mmd_per_class, seed=seed)
+                    per_class=config.mmd_per_class, kernel=config.mmd_kernel,
+                    statistic=config.mmd_statistic, seed=seed)
 
 
 def build_none(model, config, data, num_classes, seed, argument=None) -> FitPlan:

@@ -32,6 +32,7 @@ import math
 import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
+from keras_mi import mmd_options
 from keras_mi.defenses.registry import (config_errors, config_sections, defense_names,
                                         resolve_defense)
 from keras_mi.defenses.settings import (ConfidencePenaltySettings, EarlyStoppingSettings,
@@ -137,6 +138,12 @@ class DPSGDSettings:
     batch_size)``: with ``batch_size`` equal to the training set size (full
     batch) ``epochs`` is the number of steps.
 
+    ``tf_privacy_optimizer`` picks TF-Privacy's path (``tf_privacy`` only):
+    ``"microbatched"`` (``DPKerasSGDOptimizer``, the default),
+    ``"vectorized"`` (``VectorizedDPKerasSGDOptimizer``) or
+    ``"fast_clipping"`` (``DPSequential`` with the layer registry: one
+    backward pass for Dense-only models). Same update, different speed.
+
     Example:
       >>> DPSGDSettings(epsilon=4.0).l2_norm_clip
       1.0
@@ -152,6 +159,7 @@ class DPSGDSettings:
     batch_size: Optional[int] = None
     implementation: str = "tf_privacy"
     architecture: Optional[str] = None  # None: the run's architecture
+    tf_privacy_optimizer: str = "microbatched"
 
 
 #: DP-SGD trainers of the ``dpsgd`` defense (``dpsgd.implementation``).
@@ -160,9 +168,10 @@ DPSGD_IMPLEMENTATIONS = ("tf_privacy", "keras_jax")
 
 def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     """``config.to_dict()`` without fields that do not change the numbers'
-    identity: data locations, and ``dpsgd.implementation`` and
-    ``dpsgd.architecture`` at their defaults (so folders and banks made
-    before the fields existed keep their hashes).
+    identity: data locations, and ``dpsgd.implementation``,
+    ``dpsgd.architecture`` and ``dpsgd.tf_privacy_optimizer`` at their
+    defaults (so folders and banks made before the fields existed keep
+    their hashes).
 
     Example:
       >>> "implementation" in identity_dict(ExperimentConfig())["dpsgd"]
@@ -182,10 +191,17 @@ def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     for attr in config_sections():
         if attr not in used:
             data.pop(attr, None)
+    # The MMD kernel and statistic at the paper's choices: hashes from before
+    # the fields existed.
+    for key, default in (("mmd_kernel", "gaussian"), ("mmd_statistic", "softmax")):
+        if data.get(key) == default:
+            del data[key]
     if data.get("dpsgd", {}).get("implementation") == "tf_privacy":
         del data["dpsgd"]["implementation"]
     if "architecture" in data.get("dpsgd", {}) and data["dpsgd"]["architecture"] is None:
         del data["dpsgd"]["architecture"]  # the run's architecture, as before the field
+    if data.get("dpsgd", {}).get("tf_privacy_optimizer") == "microbatched":
+        del data["dpsgd"]["tf_privacy_optimizer"]  # the path used before the field
     return data
 
 
@@ -243,6 +259,8 @@ class ExperimentConfig:
     mmd_sigma: float = 1.0
     mmd_schedule: str = "summed"
     mmd_per_class: bool = True  # MMD² within each class (the paper's sorted passes)
+    mmd_kernel: str = "gaussian"  # keras_mi.mmd_options.KERNELS
+    mmd_statistic: str = "softmax"  # keras_mi.mmd_options.STATISTICS
     mixup_alpha: float = 1.0
     dpsgd: DPSGDSettings = dataclasses.field(default_factory=DPSGDSettings)
     # Settings of the registry's defenses (keras_mi.defenses), one section each.
@@ -355,8 +373,12 @@ class ExperimentConfig:
         if t.epochs < 1 or t.batch_size < 1 or t.learning_rate <= 0:
             errors.append("training.epochs, batch_size and learning_rate must be positive.")
         errors.extend(_range_errors(self))
-        if self.mmd_schedule not in ("summed", "paper"):
-            errors.append(f"mmd_schedule '{self.mmd_schedule}' is not one of summed, paper.")
+        for field, choices in (("mmd_schedule", mmd_options.SCHEDULES),
+                               ("mmd_kernel", mmd_options.KERNELS),
+                               ("mmd_statistic", mmd_options.STATISTICS)):
+            if getattr(self, field) not in choices:
+                errors.append(f"{field} '{getattr(self, field)}' is not one of "
+                              f"{', '.join(choices)}.")
         for role in ("members", "non_members"):
             if getattr(self.split, role) < 1:
                 errors.append(f"split.{role} must be at least 1.")
@@ -448,6 +470,15 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
         need(dp.architecture in available_architectures(),
              f"dpsgd.architecture '{dp.architecture}' is not one of "
              f"{', '.join(available_architectures())} (or null for the run's architecture).")
+    from keras_mi.baselines.dpsgd_worker import (  # pylint: disable=import-outside-toplevel
+        TF_PRIVACY_OPTIMIZERS)
+    need(dp.tf_privacy_optimizer in TF_PRIVACY_OPTIMIZERS,
+         f"dpsgd.tf_privacy_optimizer '{dp.tf_privacy_optimizer}' is not one of "
+         f"{', '.join(TF_PRIVACY_OPTIMIZERS)}.")
+    need(dp.implementation != "keras_jax" or dp.tf_privacy_optimizer == "microbatched",
+         "dpsgd.tf_privacy_optimizer is a TF-Privacy option (dpsgd.implementation "
+         "tf_privacy); the keras_jax trainer has its own per-example path: leave it at "
+         "microbatched.")
     need(dp.implementation != "keras_jax" or dp.num_microbatches is None,
          "dpsgd.num_microbatches is a TF-Privacy option; the keras_jax trainer clips per "
          "example: set it to null.")

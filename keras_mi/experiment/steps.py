@@ -398,13 +398,14 @@ def bank_recipe(config: ExperimentConfig, defense: str) -> str:
 
     d = identity_dict(config)  # dpsgd.implementation only when not the default
     keys = ("dataset", "split", "architecture", "training", "seed", "mmd_weight", "mmd_sigma",
-            "mmd_schedule", "mmd_per_class", "mixup_alpha", "dpsgd")
+            "mmd_schedule", "mmd_per_class", "mmd_kernel", "mmd_statistic", "mixup_alpha",
+            "dpsgd")
     # The defense's own settings section (none for the paper's defenses, whose
     # flat fields are above: their labels stay as they were).
     section = resolve_defense(defense)[0].config_attr
     if section is not None and section not in keys:
         keys = keys + (section,)
-    text = json.dumps({k: d[k] for k in keys}, sort_keys=True)
+    text = json.dumps({k: d[k] for k in keys if k in d}, sort_keys=True)
     return f"{defense} {hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 

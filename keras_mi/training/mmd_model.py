@@ -45,14 +45,12 @@ Design:
   unless ``from_logits=False``: `fit` refuses outputs that are non-negative
   and sum to 1 per row.
 
-Choosing λ: the reference outputs come from the model being trained, so the
+Warning: the reference outputs come from the model being trained, so the
 MMD target moves with it. With ``schedule="summed"`` a large λ can run away:
 pulling training outputs towards the (partly wrong) reference outputs also
-degrades the reference outputs, down to chance accuracy. On Location
-(`bench/mmd_location.py`, MLP-tanh, 40 epochs) λ <= 5 trained but barely
-moved the gap, λ >= 8 (Adam) and λ = 16 (SGD) collapsed. The paper's
-gap-triggered ``"paper"`` schedule stops adding MMD steps once the gap
-closes; there λ = 16 kept accuracy with Adam and lowered the loss-attack AUC.
+degrades the reference outputs, down to chance accuracy. Choose λ on
+held-out data (`bench/mmd_tune.py`); measured λ curves are in
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -84,7 +82,7 @@ class MMDModel(keras.Model):
         reference: ``(x_ref, y_ref)``, the held-out reference set (the
             paper's validation set). Labels are ints or one-hot rows. May be
             ``None`` and given later with `set_reference` (e.g. after load).
-        weight: λ >= 0, the MMD² loss weight (3.0 in the paper's CIFAR run).
+        weight: λ >= 0, the MMD² loss weight (3.0 in the paper's CIFAR code).
         sigma: Kernel bandwidth > 0, or a list of them (summed).
         schedule: ``"summed"`` or ``"paper"`` (see the module docstring).
         unbiased: Use the unbiased MMD² estimator (the paper uses biased).
@@ -95,7 +93,7 @@ class MMDModel(keras.Model):
             class*, so each batch holds one class; the per-class form gives
             the same comparison on shuffled batches. ``False`` pools the
             whole batch (cross-class pairs dilute the member/non-member
-            signal; measured much weaker on Location, see README).
+            signal).
         kernel: ``"gaussian"`` (the paper's), ``"laplacian"`` or ``"imq"``
             (inverse multiquadric, heavy-tailed); see `keras_mi.losses.kernels`.
         statistic: What the MMD² compares: ``"softmax"`` (the paper's: the
