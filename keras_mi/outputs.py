@@ -7,12 +7,17 @@ arrays named ``<split>_logits`` (float, ``(n, num_classes)``, pre-softmax)
 and ``<split>_labels`` (int, ``(n,)``) for each split present; ``members`` and
 ``non_members`` are required, ``reference`` (the MMD validation set),
 ``test`` and ``shadow`` are optional. Plain numpy: no pickle.
+
+:func:`predict_logits` is keras-mi's one way to get logits from a model (the
+target's in :meth:`ModelOutputs.from_model`, a shadow's, the training
+monitor's); it refuses softmax outputs, which the attacks would misread.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -48,6 +53,66 @@ def probabilities_to_logits(probs) -> np.ndarray:
     """
     probs = np.asarray(probs, dtype=np.float64)
     return np.log(np.clip(probs, np.finfo(np.float32).tiny, None)).astype(np.float32)
+
+
+#: What :func:`predict_logits` does with outputs that look like probabilities.
+ON_PROBABILITIES = ("raise", "warn", "ignore")
+
+
+def predict_logits(model, x, batch_size: int = 1024, *, dtype=None,
+                   on_probabilities: str = "raise") -> np.ndarray:
+    """The logits of ``model`` on ``x``: ``model.predict``, or a plain callable.
+
+    Args:
+      model: a Keras model (anything with ``predict(x, batch_size=, verbose=)``
+        or ``predict(x)``) or a callable ``model(x)``, ending in logits.
+      x: the inputs.
+      batch_size: for ``model.predict``.
+      dtype: cast the outputs to this dtype first (``None`` keeps the model's).
+      on_probabilities: ``"raise"`` (default), ``"warn"`` or ``"ignore"`` when
+        every row is non-negative and sums to 1 (a model ending in softmax).
+
+    Returns:
+      ``(n, num_classes)`` finite logits.
+
+    Raises:
+      ValueError: outputs not ``(len(x), classes)``, NaN or inf, or (with
+        ``on_probabilities="raise"``) softmax outputs.
+
+    Example:
+      >>> predict_logits(lambda v: v * 2.0, np.array([[1.0, -1.0]])).tolist()
+      [[2.0, -2.0]]
+      >>> predict_logits(lambda v: v, np.array([[0.25, 0.75]]))  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: the model's outputs look like probabilities ...
+    """
+    if on_probabilities not in ON_PROBABILITIES:
+        raise ValueError(f"on_probabilities must be one of {ON_PROBABILITIES}, "
+                         f"got {on_probabilities!r}.")
+    x = np.asarray(x)
+    if hasattr(model, "predict"):
+        try:
+            out = model.predict(x, batch_size=batch_size, verbose=0)
+        except TypeError:
+            out = model.predict(x)
+    elif callable(model):
+        out = model(x)
+    else:
+        raise ValueError("the model must have .predict or be a callable.")
+    out = np.asarray(out) if dtype is None else np.asarray(out, dtype=dtype)
+    if out.ndim != 2 or len(out) != len(x):
+        raise ValueError(f"the model must output (n, classes) logits; got {out.shape}.")
+    if not np.all(np.isfinite(out)):
+        raise ValueError("the model output NaN or inf logits; check its training.")
+    if on_probabilities != "ignore" and looks_like_probabilities(out):
+        message = ("the model's outputs look like probabilities (non-negative, each row sums "
+                   "to 1: it ends in softmax); attacks expect logits: drop the final softmax "
+                   "(or convert them with probabilities_to_logits).")
+        if on_probabilities == "raise":
+            raise ValueError(message)
+        warnings.warn(message, stacklevel=2)
+    return out
 
 
 @dataclasses.dataclass
@@ -107,13 +172,39 @@ class ModelOutputs:
                    labels={k: v[1] for k, v in splits.items() if v is not None})
 
     @classmethod
-    def from_model(cls, model, batch_size: int = 1024,
+    def from_model(cls, model, batch_size: int = 1024, from_logits: bool = True,
                    **splits: Tuple[np.ndarray, np.ndarray]) -> "ModelOutputs":
-        """Runs ``model.predict`` on each ``split=(x, y)``; the model must output logits."""
-        return cls.from_arrays(**{
-            name: (np.asarray(model.predict(xy[0], batch_size=batch_size, verbose=0)),
-                   np.asarray(xy[1]))
-            for name, xy in splits.items() if xy is not None})
+        """Runs the model on each ``split=(x, y)`` (:func:`predict_logits`).
+
+        Args:
+          model: a model ending in logits (or in softmax, with
+            ``from_logits=False``: its probabilities ``p`` become ``log(p)``,
+            the same softmax, so the same attack scores).
+          batch_size: for ``model.predict``.
+          from_logits: whether the model outputs logits.
+          **splits: ``split=(x, y)`` for each split (``None`` skips one).
+
+        Raises:
+          ValueError: ``from_logits=True`` but every split's outputs are
+            non-negative and sum to 1 per row (a softmax model).
+
+        Example:
+          >>> out = ModelOutputs.from_model(lambda v: v, members=(np.eye(2), [0, 1]),
+          ...                               non_members=(np.eye(2)[::-1] * 3, [0, 1]))
+          >>> out.logits["non_members"].tolist()
+          [[0.0, 3.0], [3.0, 0.0]]
+        """
+        logits = {name: predict_logits(model, xy[0], batch_size, on_probabilities="ignore")
+                  for name, xy in splits.items() if xy is not None}
+        if not from_logits:
+            logits = {name: probabilities_to_logits(v) for name, v in logits.items()}
+        elif logits and all(looks_like_probabilities(v) for v in logits.values()):
+            raise ValueError(
+                "expected logits, but the model's outputs are non-negative and sum to 1 per row "
+                "(it ends in softmax): pass from_logits=False, or a model without the final "
+                "softmax.")
+        return cls.from_arrays(**{name: (logits[name], np.asarray(xy[1]))
+                                  for name, xy in splits.items() if xy is not None})
 
     def save_npz(self, path) -> None:
         """Writes atomically (temp file + rename), so a crash never leaves half a file."""

@@ -24,9 +24,10 @@ import dataclasses
 import hashlib
 import json
 import pathlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
-__all__ = ["ModelCard", "available", "default_directory", "load", "load_card", "sha256_of", "split_path"]
+__all__ = ["ModelCard", "available", "default_directory", "load", "load_card", "sha256_of",
+           "split_path"]
 
 CARD_VERSION = 1
 

@@ -102,20 +102,20 @@ def check_pool(pool, num_models: int, population=None) -> None:
       >>> pool = (np.arange(24.0).reshape(12, 2), np.arange(12) % 3)
       >>> check_pool(pool, 4)
       >>> z = np.concatenate([pool[0][:2], pool[0][:2] + 100.0])  # two pool rows, two new
-      >>> check_pool(pool, 4, population=(z, pool[1][:4]))
+      >>> check_pool(pool, 4, population=(z, pool[1][:4]))  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      ValueError: 2 population records also appear in the pool; RMIA's population must be data no bank model trained on (e.g. the test split).
+      ValueError: 2 population records also appear in the pool; RMIA's population must be ...
     """
     check_bank_size(num_models)
-    x, y = shadow_jobs._check_pool(pool)  # pylint: disable=protected-access
+    x, y = shadow_jobs.as_pool(pool)
     classes = int(np.unique(y).size)
     if len(y) // 2 < 2 * classes:
         raise ValueError(f"the pool has {len(y)} records for {classes} classes; each bank model "
                          f"trains on half of it, which needs at least {4 * classes} records "
                          "(two per class in each half).")
     if population is not None:
-        z, _ = shadow_jobs._check_pool(population)  # pylint: disable=protected-access
+        z, _ = shadow_jobs.as_pool(population)
         if z.shape[1:] != x.shape[1:]:
             raise ValueError(f"population inputs are {z.shape[1:]}, the pool's {x.shape[1:]}.")
         shared = len(_row_hashes(x) & _row_hashes(z))
@@ -196,7 +196,7 @@ def train_bank(train_fn: Callable, pool, out_dir, num_models: int = 16, populati
         raise ValueError(f"model indices {bad} are out of range for a bank of {num_models}.")
     if queries is not None:
         shadow_jobs.query_views(queries, np.asarray(pool[0])[:2])
-    return shadow_jobs.train_shadows(num_models, pool, train_fn, out_dir, seed=seed,
+    return shadow_jobs.train_half_shadows(num_models, pool, train_fn, out_dir, seed=seed,
                                      indices=wanted, verbose=verbose, population=population,
                                      queries=queries, recipe=recipe)
 

@@ -46,6 +46,7 @@ from keras_mi.attacks import shadow_jobs
 from keras_mi.attacks.metrics import DEFAULT_FPR_TARGETS
 from keras_mi.attacks.results import AttackReport, AttackResult, AttackType, evaluate_scores
 from keras_mi.attacks.runner import register_attack
+from keras_mi.attacks.scores import logsumexp
 from keras_mi.outputs import ModelOutputs
 
 #: (attack type, online, fixed_variance) for each LiRA variant.
@@ -85,10 +86,7 @@ def logit_confidence(logits, labels) -> np.ndarray:
         raise ValueError("logits contain NaN or inf; check the model's training.")
     onehot = np.arange(z.shape[-1]) == y[:, None]
     z_y = np.sum(np.where(onehot, z, 0.0), axis=-1)
-    others = np.where(onehot, -np.inf, z)
-    m = np.max(others, axis=-1, keepdims=True)
-    lse = m[..., 0] + np.log(np.sum(np.exp(others - m), axis=-1))
-    return z_y - lse
+    return z_y - logsumexp(np.where(onehot, -np.inf, z))
 
 
 #: How LiRA centres each Gaussian: the mean (the paper) or the median (its
@@ -258,7 +256,7 @@ def aggregate_lira(out_dir, target: ModelOutputs, num_shadows: Optional[int] = N
                    keep_scores: bool = False) -> AttackReport:
     """Loads the finished shadows of ``out_dir`` and attacks ``target`` with LiRA.
 
-    The shadows must have been trained (by :func:`keras_mi.attacks.train_shadow`)
+    The shadows must have been trained (by :func:`keras_mi.attacks.train_half_shadow`)
     on ``lira_pool(members, non_members)`` of this target; the pool labels
     stored with them are checked against the target's labels. Missing shadow
     indices raise a ``ValueError`` listing them.
@@ -278,7 +276,8 @@ def aggregate_lira(out_dir, target: ModelOutputs, num_shadows: Optional[int] = N
       holds ``num_shadows``, ``pool_fingerprint`` and ``seed``.
 
     Example:
-      >>> report = aggregate_lira("runs/lira", ModelOutputs.load_npz("target.npz"))  # doctest: +SKIP
+      >>> target = ModelOutputs.load_npz("target.npz")  # doctest: +SKIP
+      >>> report = aggregate_lira("runs/lira", target)  # doctest: +SKIP
       >>> print(report.summary())  # doctest: +SKIP
     """
     if isinstance(out_dir, shadow_jobs.ShadowBank):
@@ -323,7 +322,7 @@ def run_lira(target: ModelOutputs, pool, train_fn: Callable, num_shadows: int, o
       >>> pool = lira_pool((x_mem, y_mem), (x_non, y_non))  # doctest: +SKIP
       >>> report = run_lira(outputs, pool, train_fn, 16, "runs/lira")  # doctest: +SKIP
     """
-    shadow_jobs.train_shadows(num_shadows, pool, train_fn, out_dir, seed=seed, verbose=verbose)
+    shadow_jobs.train_half_shadows(num_shadows, pool, train_fn, out_dir, seed=seed, verbose=verbose)
     return aggregate_lira(out_dir, target, num_shadows=num_shadows, variants=variants, pool=pool)
 
 
@@ -335,7 +334,7 @@ def _lira_for_run(outputs: ModelOutputs, shadow_outputs=None, *,
     """``keras_mi.attacks.run(outputs, ["lira"], options={"lira": {"shadow_dir": d}})``.
 
     LiRA's shadows are trained on the target's own pool (see
-    :func:`keras_mi.attacks.train_shadow`), unlike the shadow models of the
+    :func:`keras_mi.attacks.train_half_shadow`), unlike the shadow models of the
     other attacks, so they come as ``shadow_dir`` (or a ``ShadowBank`` /
     folder given as ``shadow_outputs``). Not run by default.
     """
@@ -344,7 +343,7 @@ def _lira_for_run(outputs: ModelOutputs, shadow_outputs=None, *,
         source = shadow_outputs
     if source is None:
         raise ValueError("the 'lira' attack needs shadows trained on the target's pool: run "
-                         "train_shadow for every index, then pass options={'lira': "
+                         "train_half_shadow for every index, then pass options={'lira': "
                          "{'shadow_dir': out_dir}}.")
     return aggregate_lira(source, outputs, num_shadows=num_shadows, variants=variants,
                           fpr_targets=fpr_targets, keep_scores=keep_scores).results

@@ -9,8 +9,9 @@ Sign convention (used by every attack in keras-mi): a **higher score means
 negated by the score functions (e.g. the loss attack scores ``-loss``).
 
 All metrics come from one ROC curve built by sorting members and
-non-members separately and merging the two sorted runs (``O(n log n)``); tied scores are one threshold, so a tie counts half
-in the AUC (the Mann-Whitney convention, as in ``sklearn.metrics``).
+non-members separately and merging the two sorted runs (``O(n log n)``);
+tied scores are one threshold, so a tie counts half in the AUC (the
+Mann-Whitney convention, as in ``sklearn.metrics``).
 
 Example:
   >>> fpr, tpr, thr = roc_curve([0.9, 0.8, 0.3], [0.7, 0.2, 0.1])
@@ -194,7 +195,7 @@ def clopper_pearson(successes: int, trials: int,
       >>> lo, round(hi, 4)  # 1 - 0.025 ** (1 / 10)
       (0.0, 0.3085)
     """
-    from scipy import stats  # pylint: disable=import-outside-toplevel
+    from scipy import stats
 
     k, n = int(successes), int(trials)
     if n < 1 or not 0 <= k <= n:

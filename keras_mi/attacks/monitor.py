@@ -1,10 +1,11 @@
-"""A Keras callback that attacks the model while it trains.
+"""A Keras callback that attacks the model while it trains (the attack monitor).
 
 :class:`AttackMonitor` runs cheap threshold attacks on a fixed held-out sample
 of members and non-members every few epochs and writes their metrics into
 the epoch ``logs`` (``mia_loss_auc``, ``mia_loss_advantage``, ...), so
 ``History``, ``CSVLogger``, ``TensorBoard`` and ``EarlyStopping`` see them
-like any other metric. It never prints.
+like any other metric. It never prints. (Training-side callbacks, such as
+the accuracy-gap stopper, live in :mod:`keras_mi.training.callbacks`.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from keras_mi.attacks import metrics as _metrics
 from keras_mi.attacks.runner import ATTACKS, run
-from keras_mi.outputs import ModelOutputs
+from keras_mi.outputs import ModelOutputs, predict_logits
 
 _METRICS = ("auc", "advantage", "best_accuracy")
 
@@ -107,7 +108,7 @@ class AttackMonitor(keras.callbacks.Callback):
         self.history: Dict[int, Dict[str, float]] = {}
 
     def _logits(self, xy):
-        return np.asarray(self.model.predict(xy[0], batch_size=self.batch_size, verbose=0))
+        return predict_logits(self.model, xy[0], self.batch_size)
 
     def evaluate(self) -> Dict[str, float]:
         """Runs the attacks on the current model; returns the log entries."""

@@ -71,15 +71,39 @@ class AttackType(enum.Enum):
 
     @property
     def needs_shadow(self) -> bool:
-        """True when the attack needs shadow models' outputs."""
-        return (self.value.endswith("_class") or self.value.startswith("shadow_")
-                or self.value.startswith(("lira_", "rmia_")))
+        """True when the attack needs shadow (reference) models' outputs.
+
+        The one source of this fact: the registry
+        (:func:`keras_mi.attacks.runner.register_attack`) takes it from here
+        for every attack named by an ``AttackType``.
+
+        Example:
+          >>> AttackType.LOSS_CLASS.needs_shadow, AttackType.LOSS.needs_shadow
+          (True, False)
+        """
+        return self in _NEEDS_SHADOW
 
     def __str__(self) -> str:
         return self.value
 
 
-def _attack_type_of(name: str) -> AttackType:
+#: The attacks that learn from shadow (reference) models' outputs.
+_NEEDS_SHADOW = frozenset({
+    AttackType.LOSS_CLASS, AttackType.CONFIDENCE_CLASS, AttackType.MAX_CONFIDENCE_CLASS,
+    AttackType.ENTROPY_CLASS, AttackType.MODIFIED_ENTROPY_CLASS,
+    AttackType.SHADOW_NN, AttackType.SHADOW_TOP3,
+    AttackType.LIRA_ONLINE, AttackType.LIRA_OFFLINE, AttackType.LIRA_ONLINE_FIXED_VAR,
+    AttackType.LIRA_OFFLINE_FIXED_VAR, AttackType.RMIA_ONLINE, AttackType.RMIA_OFFLINE,
+})
+
+
+def attack_type_of(name: str) -> AttackType:
+    """The :class:`AttackType` whose value is ``name``, else ``CUSTOM``.
+
+    Example:
+      >>> attack_type_of("loss"), attack_type_of("my_attack")
+      (<AttackType.LOSS: 'loss'>, <AttackType.CUSTOM: 'custom'>)
+    """
     try:
         return AttackType(name)
     except ValueError:
@@ -206,7 +230,10 @@ class AttackResult:
 
     def line(self) -> str:
         """One-line text summary (low-FPR figures with their interval, or n/a)."""
-        lows = ", ".join(f"TPR@{k:g}={format_low_fpr(self.low_fpr[k]) if k in self.low_fpr else f'{v:.4f}'}"
+        def low(k, v):
+            return format_low_fpr(self.low_fpr[k]) if k in self.low_fpr else f"{v:.4f}"
+
+        lows = ", ".join(f"TPR@{k:g}={low(k, v)}"
                          for k, v in sorted(self.tpr_at_fpr.items(), reverse=True))
         what = "" if self.is_membership else f" [{self.positives} vs {self.negatives}]"
         return (f"{self.name}{what}: AUC={self.auc:.4f} acc={self.best_accuracy:.4f} "
@@ -257,7 +284,7 @@ def evaluate_scores(member_scores, non_member_scores, name: str = "custom",
     start = time.perf_counter()
     m = _metrics.attack_metrics(member_scores, non_member_scores, fpr_targets)
     return AttackResult(
-        name=name, attack_type=attack_type or _attack_type_of(name),
+        name=name, attack_type=attack_type or attack_type_of(name),
         auc=m["auc"], best_accuracy=m["best_accuracy"], advantage=m["advantage"],
         tpr_at_fpr=m["tpr_at_fpr"], low_fpr=m["low_fpr"],
         members_above_all=m["members_above_all"],
@@ -301,7 +328,7 @@ class AttackReport:
                        f"{[r.name for r in self.results]}.")
 
     def strongest(self, by: str = "advantage", include_baseline: bool = True) -> AttackResult:
-        """The strongest membership attack, by ``"advantage"`` (default), ``"auc"`` or ``"low_fpr"``.
+        """The strongest membership attack by ``"advantage"``, ``"auc"`` or ``"low_fpr"``.
 
         Advantage is the default for a single target because the paper
         reports attack accuracy (``0.5 + advantage / 2``); ties are broken by

@@ -66,7 +66,8 @@ def true_class_probability(logits, labels) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels)
     if z.ndim < 2 or y.ndim != 1 or z.shape[-2] != len(y):
-        raise ValueError(f"need logits (..., n, classes) and labels (n,); got {z.shape}, {y.shape}.")
+        raise ValueError(f"need logits (..., n, classes) and labels (n,); got {z.shape}, "
+                         f"{y.shape}.")
     if not np.issubdtype(y.dtype, np.integer) or y.min(initial=0) < 0 \
             or y.max(initial=0) >= z.shape[-1]:
         raise ValueError(f"labels must be integers in [0, {z.shape[-1]}).")

@@ -2,16 +2,20 @@
 
 Each attack is a function registered under a name::
 
-    @register_attack("shadow_nn", needs_shadow=True)
-    def shadow_nn(outputs, shadow_outputs=None, *, fpr_targets, keep_scores, **options):
+    @register_attack("my_attack", needs_shadow=True)
+    def my_attack(outputs, shadow_outputs=None, *, fpr_targets, keep_scores, **options):
         ...  # return an AttackResult or a list of them
 
-:func:`run` calls the requested attacks on a target's
-:class:`~keras_mi.outputs.ModelOutputs` and gathers an
+:func:`run` looks the name up in :data:`ATTACKS` and calls its
+:class:`AttackSpec`'s ``fn`` on a target's
+:class:`~keras_mi.outputs.ModelOutputs`, gathering an
 :class:`~keras_mi.attacks.results.AttackReport`. The built-in threshold
-attacks are registered here; the shadow-model and LiRA attacks register
-themselves in :mod:`keras_mi.attacks.shadow` / :mod:`keras_mi.attacks.lira`,
-which :func:`run` imports on first use.
+attacks are registered here, each with the function that scores its records
+(``AttackSpec.score``, from :data:`keras_mi.attacks.scores.SCORES`); the
+shadow-model and LiRA attacks register themselves in
+:mod:`keras_mi.attacks.shadow` / :mod:`keras_mi.attacks.lira`, which
+:func:`run` imports on first use. What an attack needs (``needs_shadow``)
+comes from its :class:`~keras_mi.attacks.results.AttackType` when it has one.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
+from keras_mi._deprecation import deprecated_alias
 from keras_mi.attacks import metrics as _metrics
-from keras_mi.attacks import scores as _scores
 from keras_mi.attacks import threshold as _threshold
-from keras_mi.attacks.results import AttackReport, AttackResult
+from keras_mi.attacks.results import AttackReport, AttackResult, AttackType, attack_type_of
+from keras_mi.attacks.scores import SCORE_NAMES, SCORES
 from keras_mi.outputs import ModelOutputs
 
 #: Modules whose import registers more attacks (loaded lazily, if present).
@@ -40,14 +45,22 @@ class AttackSpec:
     Attributes:
       name: the name :func:`run` knows it by.
       fn: ``fn(outputs, shadow_outputs=None, *, fpr_targets, keep_scores,
-        **options) -> AttackResult | list[AttackResult]``.
+        **options) -> AttackResult | list[AttackResult]``; for the built-in
+        threshold attacks, one of :mod:`keras_mi.attacks.threshold`'s attacks,
+        called as ``fn(outputs, score, [shadow_outputs,] positives=,
+        negatives=, cache=, fpr_targets=, keep_scores=)``.
       needs_shadow: it needs ``shadow_outputs``; skipped by default without.
       default: run when :func:`run` gets ``attacks=None``.
       reference_check: it also runs on reference vs non-members.
+      score: for a built-in threshold attack, the key of
+        :data:`keras_mi.attacks.scores.SCORES` whose function scores each
+        record; ``None`` for the others.
 
     Example:
-      >>> ATTACKS["loss_class"].needs_shadow
-      True
+      >>> ATTACKS["loss_class"].needs_shadow, ATTACKS["loss_class"].score
+      (True, 'loss')
+      >>> SCORES[ATTACKS["loss"].score].__name__
+      'loss_score'
     """
 
     name: str
@@ -55,25 +68,49 @@ class AttackSpec:
     needs_shadow: bool = False
     default: bool = True
     reference_check: bool = False
+    score: Optional[str] = None
 
 
 #: name -> :class:`AttackSpec` of every known attack.
 ATTACKS: Dict[str, AttackSpec] = {}
 
 
-def register_attack(name: str, fn: Optional[Callable] = None, *, needs_shadow: bool = False,
-                    default: bool = True, reference_check: bool = False):
+def register_attack(name: str, fn: Optional[Callable] = None, *,
+                    needs_shadow: Optional[bool] = None, default: bool = True,
+                    reference_check: bool = False, score: Optional[str] = None):
     """Registers ``fn`` under ``name`` (usable as a decorator).
 
+    Args:
+      name: the attack's name.
+      fn: the attack (see :class:`AttackSpec`).
+      needs_shadow: whether it needs shadow models' outputs; ``None`` takes
+        :attr:`AttackType.needs_shadow <keras_mi.attacks.results.AttackType.needs_shadow>`
+        for a name that is an ``AttackType`` value, else ``False``.
+      default, reference_check, score: see :class:`AttackSpec`.
+
+    Raises:
+      ValueError: ``needs_shadow`` contradicts the name's ``AttackType``, or
+        ``score`` is not a key of :data:`keras_mi.attacks.scores.SCORES`.
+
     Example:
+      >>> from keras_mi.attacks.results import evaluate_scores
       >>> @register_attack("zero_score", default=False)
       ... def zero_score(outputs, shadow_outputs=None, **kw):
       ...     return evaluate_scores([0.0], [0.0], name="zero_score")
-      >>> "zero_score" in ATTACKS
-      True
+      >>> ATTACKS.pop("zero_score").needs_shadow
+      False
     """
+    kind = attack_type_of(name)
+    if kind is not AttackType.CUSTOM:
+        if needs_shadow is not None and needs_shadow != kind.needs_shadow:
+            raise ValueError(f"'{name}' is {kind!r}, whose needs_shadow is "
+                             f"{kind.needs_shadow}; leave needs_shadow unset.")
+        needs_shadow = kind.needs_shadow
+    if score is not None and score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; choose from {list(SCORES)}.")
+
     def _register(f):
-        ATTACKS[name] = AttackSpec(name, f, needs_shadow, default, reference_check)
+        ATTACKS[name] = AttackSpec(name, f, bool(needs_shadow), default, reference_check, score)
         return f
     return _register(fn) if fn is not None else _register
 
@@ -84,27 +121,29 @@ def _load_plugins() -> None:
             importlib.import_module(module)
 
 
-def _builtin(score: str, per_class: bool):
-    def attack(outputs, shadow_outputs=None, *, fpr_targets=_metrics.DEFAULT_FPR_TARGETS,
-               keep_scores=False, positives="members", negatives="non_members", cache=None):
-        kw = dict(positives=positives, negatives=negatives, fpr_targets=fpr_targets,
-                  cache=cache, keep_scores=keep_scores)
-        if score == "gap":
-            return _threshold.gap_attack(outputs, **kw)
-        if per_class:
-            return _threshold.class_threshold_attack(outputs, score, shadow_outputs, **kw)
-        return _threshold.threshold_attack(outputs, score, **kw)
-    attack.__name__ = f"{score}_class_attack" if per_class else f"{score}_attack"
-    attack.__doc__ = f"Built-in {'class-dependent' if per_class else 'global'} '{score}' attack."
-    return attack
+# The built-in threshold attacks: a score of keras_mi.attacks.scores.SCORES,
+# thresholded once (the gap attack, on "correct"), globally, or per class.
+register_attack("gap", _threshold.gap_attack, score="correct", reference_check=True)
+for _name in SCORE_NAMES:
+    register_attack(_name, _threshold.threshold_attack, score=_name, reference_check=True)
+for _name in SCORE_NAMES:
+    register_attack(f"{_name}_class", _threshold.class_threshold_attack, score=_name)
 
 
-register_attack("gap", _builtin("gap", False), reference_check=True)
-for _name in _scores.SCORE_NAMES:
-    register_attack(_name, _builtin(_name, False), reference_check=True)
-for _name in _scores.SCORE_NAMES:
-    register_attack(f"{_name}_class", _builtin(_name, True), needs_shadow=True)
-_BUILTIN = frozenset(ATTACKS)
+def _call(spec: AttackSpec, outputs: ModelOutputs, shadow_outputs, positives: str,
+          negatives: str, cache: _threshold.ScoreCache, fpr_targets, keep_scores: bool,
+          options: Mapping[str, Any]):
+    """Calls one attack the way its :class:`AttackSpec` says."""
+    if spec.score is None:  # a plug-in: the registry's convention
+        return spec.fn(outputs, shadow_outputs, fpr_targets=fpr_targets,
+                       keep_scores=keep_scores, **options)
+    kw = dict(positives=positives, negatives=negatives, fpr_targets=fpr_targets, cache=cache,
+              keep_scores=keep_scores, **options)
+    if spec.score == "correct":  # the gap attack has one score only
+        return spec.fn(outputs, **kw)
+    if spec.needs_shadow:
+        return spec.fn(outputs, spec.score, shadow_outputs, **kw)
+    return spec.fn(outputs, spec.score, **kw)
 
 
 def available_attacks() -> List[str]:
@@ -188,19 +227,16 @@ def run(outputs: ModelOutputs, attacks: Optional[Iterable[str]] = None,
             spec = ATTACKS[name]
             if positives != "members" and not spec.reference_check:
                 continue
-            kw = dict(options.get(name, {}))
-            if name in _BUILTIN:
-                kw.update(cache=cache, positives=positives, negatives=negatives)
             start = time.perf_counter()
-            got = spec.fn(outputs, shadow_outputs, fpr_targets=tuple(fpr_targets),
-                          keep_scores=keep_scores, **kw)
+            got = _call(spec, outputs, shadow_outputs, positives, negatives, cache,
+                        tuple(fpr_targets), keep_scores, options.get(name, {}))
             elapsed = time.perf_counter() - start
             got = [got] if isinstance(got, AttackResult) else list(got)
             for r in got:
                 if not isinstance(r, AttackResult):
                     raise TypeError(f"Attack '{name}' returned {type(r).__name__}, "
                                     "expected AttackResult.")
-                if name not in _BUILTIN and not r.wall_time_s:
+                if spec.score is None and not r.wall_time_s:
                     r.wall_time_s = elapsed / len(got)
             report.results.extend(got)
     if baseline:
@@ -235,30 +271,16 @@ def run_on_model(model, members, non_members, reference=None, attacks=None,
       >>> report = run_on_model(model, (x_train, y_train), (x_test, y_test))  # doctest: +SKIP
       >>> print(report.summary())  # doctest: +SKIP
     """
-    from keras_mi.outputs import looks_like_probabilities, probabilities_to_logits
-
-    outputs = ModelOutputs.from_model(model, batch_size=batch_size, members=members,
-                                      non_members=non_members, reference=reference)
-    if not from_logits:
-        outputs = ModelOutputs(
-            logits={k: probabilities_to_logits(v) for k, v in outputs.logits.items()},
-            labels=outputs.labels)
-    elif all(looks_like_probabilities(v) for v in outputs.logits.values()):
-        raise ValueError(
-            "run_on_model expects logits, but the model's outputs are non-negative and sum to 1 "
-            "per row (it ends in softmax): pass from_logits=False, or a model without the final "
-            "softmax.")
+    outputs = ModelOutputs.from_model(model, batch_size=batch_size, from_logits=from_logits,
+                                      members=members, non_members=non_members,
+                                      reference=reference)
     return run(outputs, attacks=attacks, shadow_outputs=shadow_outputs, **kwargs)
 
 
-def summarize(report: AttackReport, by: str = "advantage") -> str:
-    """The report's short text summary (same as ``report.summary(by)``).
-
-    Example:
-      >>> out = ModelOutputs.from_arrays(
-      ...     members=(np.array([[3.0, 0.0]]), np.array([0])),
-      ...     non_members=(np.array([[0.0, 3.0]]), np.array([0])))
-      >>> summarize(run(out, ["loss"])).splitlines()[-1]
-      'strongest (by advantage): loss (AUC=1.0000, adv=1.0000)'
-    """
+def _summarize(report: AttackReport, by: str = "advantage") -> str:
     return report.summary(by=by)
+
+
+# Old name, kept for one release: use ``report.summary(by)``.
+summarize = deprecated_alias(_summarize, "keras_mi.attacks.summarize",
+                             use="report.summary(by)")

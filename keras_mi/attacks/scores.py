@@ -17,6 +17,9 @@ large logits neither overflow nor turn into ``log(0)``; ``log(1 - p_i)`` is
 formed without cancellation, also for ``p_i`` close to 1. Float32 logits give
 float32 scores (fast); float64 stays float64.
 
+This module is also the one home of keras-mi's NumPy softmax: :func:`softmax`,
+:func:`log_softmax` and :func:`logsumexp` (every attack module uses these).
+
 Example:
   >>> logits = np.array([[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
   >>> np.round(loss_score(logits, np.array([0, 1])), 3)
@@ -44,6 +47,39 @@ def _check_labels(labels, n: int, num_classes: int) -> np.ndarray:
         raise ValueError(f"labels must lie in [0, {num_classes}); got range "
                          f"[{labels.min()}, {labels.max()}].")
     return labels
+
+
+def softmax(logits) -> np.ndarray:
+    """Row-wise softmax in float64 (max-subtracted), over the last axis.
+
+    Args:
+      logits: ``(..., num_classes)`` logits.
+
+    Returns:
+      float64 probabilities of the same shape.
+
+    Example:
+      >>> softmax(np.array([[0.0, 0.0]])).tolist()
+      [[0.5, 0.5]]
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def logsumexp(z) -> np.ndarray:
+    """``log(sum(exp(z)))`` over the last axis, max-shifted (finite for any finite row).
+
+    Entries may be ``-inf`` (left out of the sum) as long as each row has a
+    finite one.
+
+    Example:
+      >>> round(float(logsumexp(np.array([1000.0, 1000.0, -np.inf]))) - 1000.0, 4)
+      0.6931
+    """
+    m = np.max(z, axis=-1, keepdims=True)
+    return m[..., 0] + np.log(np.sum(np.exp(z - m), axis=-1))
 
 
 def log_softmax(logits, from_logits: bool = True) -> np.ndarray:
@@ -238,3 +274,15 @@ def correctness(logits, labels) -> np.ndarray:
         raise ValueError("outputs contain NaN or inf; check the model.")
     labels = _check_labels(labels, arr.shape[0], arr.shape[1])
     return (np.argmax(arr, axis=1) == labels).astype(np.float64)
+
+
+#: name -> the function that scores each record, ``fn(logits, labels) -> (n,)``:
+#: the score each threshold attack thresholds (``"correct"`` is the gap attack's).
+SCORES: Dict[str, Callable[..., np.ndarray]] = {
+    "loss": loss_score,
+    "confidence": confidence_score,
+    "max_confidence": max_confidence_score,
+    "entropy": entropy_score,
+    "modified_entropy": modified_entropy_score,
+    "correct": correctness,
+}

@@ -23,7 +23,7 @@ Attack training sets are balanced (the larger side is subsampled) so the
 classifier does not learn the in/out ratio of the shadow pool.
 
 Example:
-  >>> shadows = train_shadow_models(x_shadow, y_shadow, train_fn, num_shadows=2)  # doctest: +SKIP
+  >>> shadows = train_disjoint_shadows(x_pool, y_pool, train_fn, num_shadows=2)  # doctest: +SKIP
   >>> shadow_attack_top3(target_outputs, shadows).auc  # doctest: +SKIP
 """
 
@@ -35,26 +35,15 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from keras_mi._deprecation import deprecated_alias
 from keras_mi.attacks import shadow_jobs
 from keras_mi.attacks.metrics import DEFAULT_FPR_TARGETS
 from keras_mi.attacks.results import AttackResult, AttackType, evaluate_scores
 from keras_mi.attacks.runner import register_attack
+from keras_mi.attacks.scores import softmax  # the one NumPy softmax (also re-exported here)
 from keras_mi.outputs import ModelOutputs
 
 ShadowOutputs = Union[ModelOutputs, Sequence[ModelOutputs]]
-
-
-def softmax(logits) -> np.ndarray:
-    """Row-wise softmax in float64 (max-subtracted).
-
-    Example:
-      >>> softmax(np.array([[0.0, 0.0]])).tolist()
-      [[0.5, 0.5]]
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def top3_features(logits, k: int = 3) -> np.ndarray:
@@ -73,12 +62,17 @@ def top3_features(logits, k: int = 3) -> np.ndarray:
     return -np.sort(-p, axis=1)[:, :k]
 
 
-def train_shadow_models(x, y, train_fn: Optional[Callable] = None, *,
+def train_disjoint_shadows(x, y, train_fn: Optional[Callable] = None, *,
                         make_model: Optional[Callable] = None,
                         fit_kwargs: Optional[dict] = None, num_shadows: int = 2,
                         train_size: Optional[int] = None, seed: int = 0,
                         verbose: int = 1) -> List[ModelOutputs]:
     """Trains ``num_shadows`` shadow models on disjoint parts of a shadow pool.
+
+    Shokri et al.'s scheme, for :func:`shadow_attack_nn` and
+    :func:`shadow_attack_top3`; compare
+    :func:`keras_mi.attacks.shadow_jobs.train_half_shadow` (LiRA's random
+    halves of the target's own pool).
 
     The pool is shuffled (``seed``) and cut into ``num_shadows`` disjoint
     parts; shadow ``i`` trains on the first ``train_size`` records of part
@@ -101,14 +95,14 @@ def train_shadow_models(x, y, train_fn: Optional[Callable] = None, *,
       :func:`shadow_attack_nn` and :func:`shadow_attack_top3`.
 
     Example:
-      >>> shadows = train_shadow_models(x_pool, y_pool, make_model=build,  # doctest: +SKIP
+      >>> shadows = train_disjoint_shadows(x_pool, y_pool, make_model=build,  # doctest: +SKIP
       ...                               fit_kwargs={"epochs": 30}, num_shadows=2)
     """
     if (train_fn is None) == (make_model is None):
         raise ValueError("give exactly one of train_fn or make_model (+ fit_kwargs).")
     if train_fn is None:
         train_fn = shadow_jobs.make_train_fn(make_model, fit_kwargs)
-    x, y = shadow_jobs._check_pool((x, y))
+    x, y = shadow_jobs.as_pool((x, y))
     if num_shadows < 1:
         raise ValueError(f"num_shadows must be >= 1, got {num_shadows}.")
     parts = np.array_split(np.random.default_rng(seed).permutation(len(y)), num_shadows)
@@ -140,7 +134,7 @@ def _shadow_data(shadow_outputs: ShadowOutputs, num_classes: int):
         shadow_outputs = [shadow_outputs]
     if not shadow_outputs:
         raise ValueError("shadow_outputs is empty; train shadow models first "
-                         "(keras_mi.attacks.train_shadow_models).")
+                         "(keras_mi.attacks.train_disjoint_shadows).")
     logits, labels, member = [], [], []
     for out in shadow_outputs:
         if not isinstance(out, ModelOutputs):
@@ -200,7 +194,7 @@ def shadow_attack_nn(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
     Args:
       target: the target's outputs (``members`` and ``non_members``).
       shadow_outputs: one ``ModelOutputs`` per shadow model (its ``members``
-        are its training records), e.g. from :func:`train_shadow_models`.
+        are its training records), e.g. from :func:`train_disjoint_shadows`.
       hidden_layer_sizes, max_iter: of each ``MLPClassifier``.
       min_per_class: a class needs at least this many shadow "in" and "out"
         records for its own classifier; otherwise the all-class fallback
@@ -285,5 +279,8 @@ def shadow_attack_top3(target: ModelOutputs, shadow_outputs: ShadowOutputs, *,
 
 # Registration with keras_mi.attacks.run (which imports this module lazily):
 # run(outputs, shadow_outputs=[...]) then includes both attacks by default.
-register_attack("shadow_nn", shadow_attack_nn, needs_shadow=True)
-register_attack("shadow_top3", shadow_attack_top3, needs_shadow=True)
+register_attack("shadow_nn", shadow_attack_nn)
+register_attack("shadow_top3", shadow_attack_top3)
+
+# Old name, kept for one release.
+train_shadow_models = deprecated_alias(train_disjoint_shadows, "train_shadow_models")

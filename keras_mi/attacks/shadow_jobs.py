@@ -5,7 +5,7 @@ half of a data *pool* (for a target: its members and non-members, in that
 order). Training them is the expensive part, so it is cut into independent
 jobs, one per shadow index:
 
-* :func:`train_shadow` trains shadow ``index`` of ``num_shadows`` and writes
+* :func:`train_half_shadow` trains shadow ``index`` of ``num_shadows`` and writes
   ``out_dir/shadow_{index:04d}.npz`` (its logits on the whole pool, its
   membership mask, the pool labels and fingerprint; plain npz, no pickle).
   The file is written to a temporary name and renamed, so an interrupted job
@@ -44,6 +44,8 @@ from typing import Callable, Iterable, Optional, Tuple
 import numpy as np
 
 from keras_mi._atomic import atomic_save_npz
+from keras_mi._deprecation import deprecated_alias
+from keras_mi.outputs import predict_logits as _predict_logits
 
 FORMAT_VERSION = 1
 #: Metadata every file holds (``recipe`` and ``num_queries`` default to
@@ -57,7 +59,17 @@ def shadow_path(out_dir, index: int) -> pathlib.Path:
     return pathlib.Path(out_dir) / f"shadow_{index:04d}.npz"
 
 
-def _check_pool(pool) -> Tuple[np.ndarray, np.ndarray]:
+def as_pool(pool) -> Tuple[np.ndarray, np.ndarray]:
+    """Checks a pool ``(x, y)`` (>= 4 records, one non-negative integer label each).
+
+    Returns:
+      ``(x, y)`` as arrays.
+
+    Example:
+      >>> x, y = as_pool((np.zeros((4, 2)), [0, 1, 0, 1]))
+      >>> x.shape, y.tolist()
+      ((4, 2), [0, 1, 0, 1])
+    """
     if not isinstance(pool, (tuple, list)) or len(pool) != 2:
         raise ValueError("pool must be a tuple (x, y) of inputs and integer labels.")
     x, y = np.asarray(pool[0]), np.asarray(pool[1])
@@ -79,7 +91,7 @@ def pool_fingerprint(pool) -> str:
       >>> len(fp)
       16
     """
-    x, y = _check_pool(pool)
+    x, y = as_pool(pool)
     h = hashlib.sha256()
     for a in (x, y.astype(np.int64)):
         a = np.ascontiguousarray(a)
@@ -144,26 +156,13 @@ def make_train_fn(make_model: Callable, fit_kwargs: Optional[dict] = None) -> Ca
 
 
 def predict_logits(model, x, batch_size: int = 1024) -> np.ndarray:
-    """Logits of ``model`` on ``x``: ``model.predict`` or a plain callable."""
-    x = np.asarray(x)
-    if hasattr(model, "predict"):
-        try:
-            out = model.predict(x, batch_size=batch_size, verbose=0)
-        except TypeError:
-            out = model.predict(x)
-    elif callable(model):
-        out = model(x)
-    else:
-        raise ValueError("train_fn must return a model with .predict or a callable.")
-    out = np.asarray(out, dtype=np.float32)
-    if out.ndim != 2 or len(out) != len(x):
-        raise ValueError(f"the shadow model must output (n, classes) logits; got {out.shape}.")
-    if not np.all(np.isfinite(out)):
-        raise ValueError("the shadow model output NaN or inf logits; check its training.")
-    if out.shape[1] > 1 and np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
-        warnings.warn("the shadow model's outputs look like probabilities (rows sum to 1); "
-                      "attacks expect logits: drop the final softmax.")
-    return out
+    """A shadow's float32 logits: :func:`keras_mi.outputs.predict_logits`, warning on softmax.
+
+    Example:
+      >>> predict_logits(lambda v: v, np.array([[1.0, -1.0]])).dtype
+      dtype('float32')
+    """
+    return _predict_logits(model, x, batch_size, dtype=np.float32, on_probabilities="warn")
 
 
 def _read_meta(path) -> dict:
@@ -197,10 +196,15 @@ def _predict_views(model, views) -> np.ndarray:
     return np.stack([predict_logits(model, v) for v in views])
 
 
-def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir,
+def train_half_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir,
                  seed: int = 0, verbose: int = 1, population=None,
                  queries: Optional[Callable] = None, recipe: str = "") -> pathlib.Path:
-    """Trains shadow ``index`` of ``num_shadows`` on its half of ``pool``; resumable.
+    """Trains shadow ``index`` of ``num_shadows`` on its random half of ``pool``; resumable.
+
+    The LiRA / bank scheme: every model trains on a random half of one pool
+    (complementary pairs, :func:`shadow_membership`) and the membership is
+    recorded; compare :func:`keras_mi.attacks.shadow.train_disjoint_shadows`
+    (Shokri et al.'s disjoint parts of a separate shadow pool).
 
     Writes ``out_dir/shadow_{index:04d}.npz`` atomically with arrays
     ``logits`` (pool, classes), ``in_mask`` (pool,) bool, ``labels`` and
@@ -237,11 +241,11 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
 
     Example:
       >>> for i in range(16):  # or one i per SLURM array task
-      ...     train_shadow(i, 16, (x_pool, y_pool), train_fn, "runs/lira")  # doctest: +SKIP
+      ...     train_half_shadow(i, 16, (x_pool, y_pool), train_fn, "runs/lira")  # doctest: +SKIP
     """
     if not 0 <= index < num_shadows:
         raise ValueError(f"index must lie in [0, num_shadows={num_shadows}); got {index}.")
-    x, y = _check_pool(pool)
+    x, y = as_pool(pool)
     fingerprint = pool_fingerprint((x, y))
     pop_fingerprint = "" if population is None else pool_fingerprint(population)
     out_dir = pathlib.Path(out_dir)
@@ -274,7 +278,7 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
     if len(views) > 1:
         arrays["query_logits"] = query_logits
     if population is not None:
-        z, z_labels = _check_pool(population)
+        z, z_labels = as_pool(population)
         arrays["population_logits"] = _predict_views(model, query_views(queries, z))
         arrays["population_labels"] = z_labels.astype(np.int64)
         arrays["population_fingerprint"] = np.str_(pop_fingerprint)
@@ -295,17 +299,17 @@ def train_shadow(index: int, num_shadows: int, pool, train_fn: Callable, out_dir
     return path
 
 
-def train_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed: int = 0,
+def train_half_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed: int = 0,
                   indices: Optional[Iterable[int]] = None, verbose: int = 1, **kwargs):
-    """Runs :func:`train_shadow` for ``indices`` (default all); returns the paths.
+    """Runs :func:`train_half_shadow` for ``indices`` (default all); returns the paths.
 
-    ``kwargs`` (``population``, ``queries``, ``recipe``) go to :func:`train_shadow`.
+    ``kwargs`` (``population``, ``queries``, ``recipe``) go to :func:`train_half_shadow`.
 
     Example:
-      >>> train_shadows(16, pool, train_fn, "runs/lira", indices=range(0, 8))  # doctest: +SKIP
+      >>> train_half_shadows(16, pool, train_fn, "runs/lira", indices=range(8))  # doctest: +SKIP
     """
     indices = range(num_shadows) if indices is None else indices
-    return [train_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose, **kwargs)
+    return [train_half_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose, **kwargs)
             for i in indices]
 
 
@@ -369,7 +373,8 @@ def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None,
     files = sorted(p for p in out_dir.glob("shadow_*.npz") if _FILE_RE.match(p.name)) \
         if out_dir.is_dir() else []
     if not files:
-        raise ValueError(f"no shadow files (shadow_NNNN.npz) in {out_dir}; run train_shadow first.")
+        raise ValueError(f"no shadow files (shadow_NNNN.npz) in {out_dir}; run "
+                         "train_half_shadow first.")
     metas = {}
     for p in files:
         try:
@@ -397,7 +402,7 @@ def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None,
     missing = sorted(set(range(total)) - found)
     if missing:
         raise ValueError(f"{len(missing)} of {total} shadows are missing in {out_dir}: "
-                         f"indices {missing}; run train_shadow for them "
+                         f"indices {missing}; run train_half_shadow for them "
                          "(keras-mi shadow --shadow-index i --num-shadows "
                          f"{total}) and aggregate again.")
     arrays: dict = {"logits": [], "in_mask": [], "query_logits": [], "population_logits": []}
@@ -417,3 +422,8 @@ def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None,
                       recipe=str(first["recipe"]), query_logits=stacked["query_logits"],
                       population_logits=stacked["population_logits"],
                       population_labels=population_labels)
+
+
+# Old names, kept for one release.
+train_shadow = deprecated_alias(train_half_shadow, "train_shadow")
+train_shadows = deprecated_alias(train_half_shadows, "train_shadows")

@@ -109,7 +109,8 @@ def run_tf_privacy_baseline(outputs: ModelOutputs,
             raise ValueError(f"The model outputs have no '{split}' split.")
     mia = import_mia("membership_inference_attack")
     ds = import_mia("data_structures")
-    (logits_in, labels_in), (logits_out, labels_out) = outputs.get(positives), outputs.get(negatives)
+    (logits_in, labels_in) = outputs.get(positives)
+    (logits_out, labels_out) = outputs.get(negatives)
     if len(labels_in) == 0 or len(labels_out) == 0:
         raise ValueError("Both splits need at least one record.")
     attack_input = ds.AttackInputData(

@@ -50,7 +50,7 @@ def _split(outputs: ModelOutputs, split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 class ScoreCache:
-    """Computes each split's ``log_softmax`` once and each score once.
+    """Computes each split's score once (with :data:`keras_mi.attacks.scores.SCORES`).
 
     Example:
       >>> out = ModelOutputs.from_arrays(members=(np.eye(2), np.array([0, 1])),
@@ -61,22 +61,17 @@ class ScoreCache:
 
     def __init__(self, outputs: ModelOutputs):
         self.outputs = outputs
-        self._logp: Dict[str, np.ndarray] = {}
         self._scores: Dict[Tuple[str, str], np.ndarray] = {}
 
     def get(self, split: str, score: str) -> np.ndarray:
+        """The ``(n,)`` scores of ``split`` under ``score`` (a key of ``SCORES``)."""
         key = (split, score)
         if key not in self._scores:
+            if score not in _scores.SCORES:
+                raise ValueError(f"unknown score '{score}'; choose from "
+                                 f"{_scores.SCORE_NAMES}.")
             logits, labels = _split(self.outputs, split)
-            if score == "correct":
-                self._scores[key] = _scores.correctness(logits, labels)
-            else:
-                if score not in _scores.SCORE_NAMES:
-                    raise ValueError(f"unknown score '{score}'; choose from "
-                                     f"{_scores.SCORE_NAMES}.")
-                if split not in self._logp:
-                    self._logp[split] = _scores.log_softmax(logits)
-                self._scores[key] = _scores._FROM_LOGP[score](self._logp[split], labels)
+            self._scores[key] = _scores.SCORES[score](logits, labels)
         return self._scores[key]
 
 
@@ -134,7 +129,8 @@ def threshold_attack(outputs: ModelOutputs, score: str, positives: str = "member
         wall_time_s=time.perf_counter() - start)
 
 
-def _as_shadow_list(shadow_outputs: ShadowOutputs, num_classes: Optional[int]) -> Sequence[ModelOutputs]:
+def _as_shadow_list(shadow_outputs: ShadowOutputs,
+                    num_classes: Optional[int]) -> Sequence[ModelOutputs]:
     if shadow_outputs is None:
         raise ValueError("Class-dependent thresholds need shadow_outputs: ModelOutputs "
                          "(members/non_members) of one or more shadow models.")
@@ -214,12 +210,13 @@ def class_threshold_attack(outputs: ModelOutputs, score: str, shadow_outputs: Sh
         pos = cache.get(positives, score) - thresholds[pos_y]
         neg = cache.get(negatives, score) - thresholds[neg_y]
     tpr, fpr = float(np.mean(pos >= 0)), float(np.mean(neg >= 0))
+    n_shadows = len(_as_shadow_list(shadow_outputs, outputs.num_classes))
     result = evaluate_scores(
         pos, neg, name=f"{score}_class", attack_type=AttackType(f"{score}_class"),
         fpr_targets=fpr_targets, keep_scores=keep_scores, positives=positives,
         negatives=negatives,
-        notes=f"per-class thresholds from {len(_as_shadow_list(shadow_outputs, outputs.num_classes))}"
-              f" shadow model(s); at the learned thresholds TPR={tpr:.4f}, FPR={fpr:.4f}; "
+        notes=f"per-class thresholds from {n_shadows} shadow model(s); at the learned "
+              f"thresholds TPR={tpr:.4f}, FPR={fpr:.4f}; "
               "auc/tpr_at_fpr sweep an offset on score - threshold[y]")
     result.advantage = tpr - fpr
     result.best_accuracy = 0.5 + (tpr - fpr) / 2.0

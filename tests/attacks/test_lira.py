@@ -1,7 +1,5 @@
 """LiRA math against NumPy/scipy references, and the resumable shadow jobs."""
 
-import os
-import pathlib
 
 import numpy as np
 import pytest
@@ -200,22 +198,22 @@ def test_shadow_membership_pairs_are_balanced_and_deterministic():
 def test_train_shadow_writes_file_and_resume_skips(tmp_path):
     pool, calls = _pool(), []
     train_fn = _stub_train_fn(pool, calls)
-    paths = shadow_jobs.train_shadows(4, pool, train_fn, tmp_path, seed=1, verbose=0)
+    paths = shadow_jobs.train_half_shadows(4, pool, train_fn, tmp_path, seed=1, verbose=0)
     assert len(calls) == 4
     with np.load(paths[2], allow_pickle=False) as d:
         np.testing.assert_array_equal(d["in_mask"], shadow_jobs.shadow_membership(2, 60, 1))
         assert d["logits"].shape == (60, NUM_CLASSES) and int(d["num_shadows"]) == 4
     stamp = paths[2].stat().st_mtime_ns
-    shadow_jobs.train_shadows(4, pool, train_fn, tmp_path, seed=1, verbose=0)
+    shadow_jobs.train_half_shadows(4, pool, train_fn, tmp_path, seed=1, verbose=0)
     assert len(calls) == 4 and paths[2].stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="another run"):
-        shadow_jobs.train_shadow(2, 4, pool, train_fn, tmp_path, seed=2, verbose=0)
+        shadow_jobs.train_half_shadow(2, 4, pool, train_fn, tmp_path, seed=2, verbose=0)
 
 
 def test_interrupted_write_never_counts(tmp_path, monkeypatch):
     pool = _pool()
     train_fn = _stub_train_fn(pool)
-    shadow_jobs.train_shadow(0, 2, pool, train_fn, tmp_path, verbose=0)
+    shadow_jobs.train_half_shadow(0, 2, pool, train_fn, tmp_path, verbose=0)
 
     def killed_midway(f, **arrays):
         f.write(b"PK\x03\x04 half a zip")
@@ -223,26 +221,26 @@ def test_interrupted_write_never_counts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", killed_midway)
     with pytest.raises(KeyboardInterrupt):
-        shadow_jobs.train_shadow(1, 2, pool, train_fn, tmp_path, verbose=0)
+        shadow_jobs.train_half_shadow(1, 2, pool, train_fn, tmp_path, verbose=0)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shadow_0000.npz"]
     # A hard kill (no cleanup) leaves a temp file: ignored, the index is missing.
     (tmp_path / ".shadow_0001.x1y2.npz.tmp").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"missing .*\[1\]"):
         shadow_jobs.load_shadows(tmp_path)
-    shadow_jobs.train_shadow(1, 2, pool, train_fn, tmp_path, verbose=0)
+    shadow_jobs.train_half_shadow(1, 2, pool, train_fn, tmp_path, verbose=0)
     assert shadow_jobs.load_shadows(tmp_path).num_shadows == 2
 
 
 def test_damaged_final_file_is_retrained(tmp_path):
     pool, calls = _pool(), []
     train_fn = _stub_train_fn(pool, calls)
-    path = shadow_jobs.train_shadow(0, 2, pool, train_fn, tmp_path, verbose=0)
+    path = shadow_jobs.train_half_shadow(0, 2, pool, train_fn, tmp_path, verbose=0)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="unreadable"):
         shadow_jobs.load_shadows(tmp_path)
     with pytest.warns(UserWarning, match="unreadable"):
-        shadow_jobs.train_shadow(0, 2, pool, train_fn, tmp_path, verbose=0)
+        shadow_jobs.train_half_shadow(0, 2, pool, train_fn, tmp_path, verbose=0)
     assert len(calls) == 2
 
 
@@ -251,11 +249,11 @@ def test_two_machines_equal_one_machine(tmp_path):
     target = _target(pool, 40)
     shared, single = tmp_path / "shared", tmp_path / "single"
     # Two "machines": own train_fn objects, disjoint indices, same folder.
-    shadow_jobs.train_shadows(8, pool, _stub_train_fn(pool), shared, seed=9,
+    shadow_jobs.train_half_shadows(8, pool, _stub_train_fn(pool), shared, seed=9,
                               indices=[0, 3, 4, 7], verbose=0)
-    shadow_jobs.train_shadows(8, pool, _stub_train_fn(pool), shared, seed=9,
+    shadow_jobs.train_half_shadows(8, pool, _stub_train_fn(pool), shared, seed=9,
                               indices=[6, 5, 2, 1], verbose=0)
-    shadow_jobs.train_shadows(8, pool, _stub_train_fn(pool), single, seed=9, verbose=0)
+    shadow_jobs.train_half_shadows(8, pool, _stub_train_fn(pool), single, seed=9, verbose=0)
     a = lira.aggregate_lira(shared, target, num_shadows=8, pool=pool, keep_scores=True)
     b = lira.aggregate_lira(single, target, num_shadows=8, pool=pool, keep_scores=True)
     assert [r.name for r in a] == [t.value for t, _, _ in lira.LIRA_VARIANTS]
@@ -270,11 +268,11 @@ def test_two_machines_equal_one_machine(tmp_path):
 def test_aggregate_lists_missing_and_checks_the_run(tmp_path):
     pool = _pool()
     target = _target(pool, 30)
-    shadow_jobs.train_shadows(6, pool, _stub_train_fn(pool), tmp_path, indices=[0, 1, 3],
+    shadow_jobs.train_half_shadows(6, pool, _stub_train_fn(pool), tmp_path, indices=[0, 1, 3],
                               verbose=0)
     with pytest.raises(ValueError, match=r"3 of 6 shadows are missing.*\[2, 4, 5\]"):
         lira.aggregate_lira(tmp_path, target)
-    shadow_jobs.train_shadows(6, pool, _stub_train_fn(pool), tmp_path, indices=[2, 4, 5],
+    shadow_jobs.train_half_shadows(6, pool, _stub_train_fn(pool), tmp_path, indices=[2, 4, 5],
                               verbose=0)
     with pytest.raises(ValueError, match="holds a run of 6"):
         lira.aggregate_lira(tmp_path, target, num_shadows=8)
@@ -293,11 +291,11 @@ def test_aggregate_lists_missing_and_checks_the_run(tmp_path):
 def test_train_shadow_rejects_bad_arguments(tmp_path):
     pool = _pool()
     with pytest.raises(ValueError, match="index must lie"):
-        shadow_jobs.train_shadow(4, 4, pool, _stub_train_fn(pool), tmp_path)
+        shadow_jobs.train_half_shadow(4, 4, pool, _stub_train_fn(pool), tmp_path)
     with pytest.raises(ValueError, match="one per input"):
-        shadow_jobs.train_shadow(0, 4, (pool[0], pool[1][:-1]), _stub_train_fn(pool), tmp_path)
+        shadow_jobs.train_half_shadow(0, 4, (pool[0], pool[1][:-1]), _stub_train_fn(pool), tmp_path)
     with pytest.raises(ValueError, match="NaN"):
-        shadow_jobs.train_shadow(0, 4, pool, lambda x, y, seed: (lambda v: np.full(
+        shadow_jobs.train_half_shadow(0, 4, pool, lambda x, y, seed: (lambda v: np.full(
             (len(v), 4), np.nan)), tmp_path)
 
 
@@ -317,7 +315,7 @@ def test_real_keras_shadows_overfit_their_half(tmp_path):
         return model
 
     train_fn = shadow_jobs.make_train_fn(make_model, {"epochs": 8, "batch_size": 8})
-    shadow_jobs.train_shadows(2, (x, y), train_fn, tmp_path, seed=0, verbose=0)
+    shadow_jobs.train_half_shadows(2, (x, y), train_fn, tmp_path, seed=0, verbose=0)
     bank = shadow_jobs.load_shadows(tmp_path, pool=(x, y))
     phi = lira.logit_confidence(bank.logits, bank.labels)
     assert phi[bank.in_mask].mean() > phi[~bank.in_mask].mean() + 1.0
@@ -328,7 +326,7 @@ def test_run_reaches_lira_through_options(tmp_path):
 
     pool = _pool(80)
     target = _target(pool, 40)
-    shadow_jobs.train_shadows(8, pool, _stub_train_fn(pool), tmp_path, verbose=0)
+    shadow_jobs.train_half_shadows(8, pool, _stub_train_fn(pool), tmp_path, verbose=0)
     report = run(target, ["lira"], options={"lira": {"shadow_dir": tmp_path}})
     direct = lira.aggregate_lira(shadow_jobs.load_shadows(tmp_path), target)
     assert [r.auc for r in report] == [r.auc for r in direct]
@@ -363,4 +361,4 @@ def test_run_lira_trains_then_aggregates_and_warns_on_probabilities(tmp_path):
         return lambda v: special.softmax(_Memorizer(x, y, seed, pool[1]).predict(v), axis=1)
 
     with pytest.warns(UserWarning, match="probabilities"):
-        shadow_jobs.train_shadow(0, 2, pool, softmax_model, tmp_path / "p", verbose=0)
+        shadow_jobs.train_half_shadow(0, 2, pool, softmax_model, tmp_path / "p", verbose=0)

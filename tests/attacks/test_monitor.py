@@ -7,9 +7,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from keras_mi import attacks
-from keras_mi.attacks.callback import AttackMonitor
-from keras_mi.outputs import ModelOutputs
+from keras_mi import attacks  # noqa: E402 (after the skip: the monitor imports Keras)
+from keras_mi.attacks.monitor import AttackMonitor  # noqa: E402
+from keras_mi.outputs import ModelOutputs  # noqa: E402
 
 
 def _data(seed=0, n=96, d=20, k=4):

@@ -83,11 +83,11 @@ def _stub_train_fn(seeds):
     return train_fn
 
 
-def test_train_shadow_models_uses_disjoint_parts():
+def test_train_disjoint_shadows_uses_disjoint_parts():
     x = np.arange(100, dtype=np.float32)[:, None]
     y = np.arange(100) % C
     seeds = []
-    outs = shadow.train_shadow_models(x, y, _stub_train_fn(seeds), num_shadows=3,
+    outs = shadow.train_disjoint_shadows(x, y, _stub_train_fn(seeds), num_shadows=3,
                                       train_size=20, seed=0, verbose=0)
     assert len(outs) == 3 and len({s for s, _ in seeds}) == 3
     trained = [set(idx) for _, idx in seeds]
@@ -111,11 +111,11 @@ def test_bad_inputs_raise():
         shadow.shadow_attack_nn(target, [(np.zeros((4, 5)), np.zeros(4, int))])
     x, y = np.zeros((30, 2), np.float32), np.zeros(30, int)
     with pytest.raises(ValueError, match="exactly one"):
-        shadow.train_shadow_models(x, y)
+        shadow.train_disjoint_shadows(x, y)
     with pytest.raises(ValueError, match="train_size must"):
-        shadow.train_shadow_models(x, y, _stub_train_fn([]), num_shadows=3, train_size=10)
+        shadow.train_disjoint_shadows(x, y, _stub_train_fn([]), num_shadows=3, train_size=10)
     with pytest.raises(ValueError, match="one per input"):
-        shadow.train_shadow_models(x, y[:-1], _stub_train_fn([]))
+        shadow.train_disjoint_shadows(x, y[:-1], _stub_train_fn([]))
 
 
 def test_run_includes_shadow_attacks_when_given_shadows():
