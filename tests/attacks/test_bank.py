@@ -10,7 +10,6 @@ from keras_mi.attacks import bank as kbank
 from keras_mi.attacks import metrics, rmia, shadow_jobs
 from keras_mi.attacks.results import AttackReport, evaluate_scores, format_low_fpr
 
-
 # ---------------------------------------------------------------- helpers
 
 def _synthetic_bank(n_models=8, n_pool=60, n_pop=40, classes=3, leak=1.5, seed=0, queries=1):

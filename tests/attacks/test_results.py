@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from keras_mi.attacks import metrics
-from keras_mi.attacks.results import (AttackReport, AttackResult, AttackType, downsample_roc,
-                                      evaluate_scores)
+from keras_mi.attacks.results import (
+    AttackReport,
+    AttackType,
+    downsample_roc,
+    evaluate_scores,
+)
 
 
 def _report():

@@ -1,12 +1,10 @@
 """run(): attack selection, reference check, plug-in registry, JSON."""
 
-import numpy as np
 import pytest
 
 from keras_mi import attacks
 from keras_mi.attacks import runner
 from keras_mi.attacks.results import AttackReport, AttackType
-
 
 
 def test_default_run_without_shadows_runs_global_attacks_and_reference_check(make_outputs):
@@ -83,5 +81,6 @@ def test_registered_plugin_receives_outputs_and_shadows(make_outputs):
 def test_report_json_round_trip_from_run(make_outputs):
     report = attacks.run(make_outputs(reference=True), keep_scores=True)
     back = AttackReport.from_json(report.to_json())
-    assert [(r.name, r.positives, r.auc) for r in back] == [(r.name, r.positives, r.auc) for r in report]
+    assert ([(r.name, r.positives, r.auc) for r in back]
+            == [(r.name, r.positives, r.auc) for r in report])
     assert back.summary() == report.summary()

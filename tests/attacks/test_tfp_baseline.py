@@ -1,6 +1,5 @@
 """Our attacks agree with TF-Privacy's harness where both compute the same thing."""
 
-import numpy as np
 import pytest
 
 from keras_mi import attacks

@@ -8,7 +8,6 @@ from keras_mi.attacks.results import AttackType
 from keras_mi.outputs import ModelOutputs
 
 
-
 def _pairwise_auc(pos, neg):
     diff = pos[:, None] - neg[None, :]
     return np.mean(diff > 0) + 0.5 * np.mean(diff == 0)
@@ -29,8 +28,9 @@ def test_gap_attack_accuracy_is_half_plus_half_gap(outputs):
 @pytest.mark.parametrize("score", ["loss", "confidence", "entropy", "modified_entropy"])
 def test_global_threshold_auc_matches_pairwise_count(outputs, score):
     r = threshold.threshold_attack(outputs, score)
-    p = np.exp(outputs.logits["members"]) / np.exp(outputs.logits["members"]).sum(1, keepdims=True)
-    q = np.exp(outputs.logits["non_members"]) / np.exp(outputs.logits["non_members"]).sum(1, keepdims=True)
+    em, en = np.exp(outputs.logits["members"]), np.exp(outputs.logits["non_members"])
+    p = em / em.sum(1, keepdims=True)
+    q = en / en.sum(1, keepdims=True)
     ym, yn = outputs.labels["members"], outputs.labels["non_members"]
     naive = {
         "loss": (np.log(p[np.arange(len(ym)), ym]), np.log(q[np.arange(len(yn)), yn])),
@@ -82,17 +82,19 @@ def test_class_thresholds_match_bruteforce_per_class(make_outputs):
     shadows = [make_outputs(seed=s, n=150, num_classes=3) for s in (1, 2)]
     thr = threshold.learn_class_thresholds(shadows, "loss")
     for c in range(3):
-        pos = np.concatenate([threshold.ScoreCache(s).get("members", "loss")[s.labels["members"] == c]
-                              for s in shadows])
-        neg = np.concatenate([threshold.ScoreCache(s).get("non_members", "loss")[s.labels["non_members"] == c]
-                              for s in shadows])
-        acc = lambda t: 0.5 * (np.mean(pos >= t) + np.mean(neg < t))
+        pos = np.concatenate([threshold.ScoreCache(s).get("members", "loss")
+                              [s.labels["members"] == c] for s in shadows])
+        neg = np.concatenate([threshold.ScoreCache(s).get("non_members", "loss")
+                              [s.labels["non_members"] == c] for s in shadows])
+
+        def acc(t, pos=pos, neg=neg):
+            return 0.5 * (np.mean(pos >= t) + np.mean(neg < t))
         assert acc(thr[c]) == pytest.approx(max(acc(t) for t in np.r_[pos, neg, np.inf]))
 
 
 def test_missing_class_in_shadow_falls_back_to_global(make_outputs):
     sh = make_outputs(seed=3, n=200, num_classes=3)
-    keep_m, keep_n = sh.labels["members"] != 2, sh.labels["non_members"] != 2
+    keep_m = sh.labels["members"] != 2
     partial = ModelOutputs.from_arrays(
         members=(sh.logits["members"][keep_m], sh.labels["members"][keep_m]),
         non_members=(sh.logits["non_members"], sh.labels["non_members"]))

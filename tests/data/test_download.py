@@ -31,7 +31,8 @@ def test_data_dir_is_searched_before_cache(tmp_path):
     (data / "payload.bin").write_bytes(PAYLOAD)
     (cache / "payload.bin").write_bytes(PAYLOAD)
     assert resolve_file(_remote(), data, cache, download=False) == data / "payload.bin"
-    assert resolve_file(_remote(), tmp_path / "none", cache, download=False) == cache / "payload.bin"
+    got = resolve_file(_remote(), tmp_path / "none", cache, download=False)
+    assert got == cache / "payload.bin"
 
 
 def test_env_var_data_dir_is_used(monkeypatch, tmp_path):
@@ -74,7 +75,8 @@ def test_user_sha256_replaces_pinned_hash(tmp_path):
 
 def test_missing_file_offline_names_file_and_folders(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
-        resolve_file(_remote(url="https://example.invalid/p"), tmp_path / "d", tmp_path / "c", False)
+        resolve_file(_remote(url="https://example.invalid/p"), tmp_path / "d", tmp_path / "c",
+                     False)
     message = str(info.value)
     assert "payload.bin" in message and str(tmp_path / "d") in message
     assert str(tmp_path / "c") in message and "KERAS_MI_DATA_DIR" in message

@@ -7,8 +7,8 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from _data_formats import sha256_file, write_idx, write_tgz
+
 from keras_mi.data import images, load_dataset
 
 DEBIAN_FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
@@ -166,5 +166,6 @@ def test_tfds_fallback_for_mnist_and_cifar10(tmp_path):
         x, y = load_dataset("cifar10", data_dir=tmp_path, cache_dir=tmp_path, download=False)
         assert x.shape == (12, 32, 32, 3) and 0 <= y.min() and y.max() <= 9
     # Outside the mock, nothing local and no download: a clear error.
-    with pytest.raises(FileNotFoundError, match="mnist/train-images-idx3-ubyte.gz.*could not provide 'mnist'"):
+    with pytest.raises(FileNotFoundError,
+                       match="mnist/train-images-idx3-ubyte.gz.*could not provide 'mnist'"):
         load_dataset("mnist", data_dir=tmp_path, cache_dir=tmp_path, download=False)

@@ -5,8 +5,8 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from _data_formats import csv_bytes, sha256_file, write_tgz
+
 from keras_mi.data import get_info, load_dataset
 
 LOCATION_SHA = "927203f85a868f8ee17a0ded1dc61699efe602167beabe34fbf45b4b1de94b33"
