@@ -149,7 +149,8 @@ register_defense(DefenseEntry(
 
 #: Modules of further entries (each registers its own on import; no top-level
 #: Keras import there), loaded with the built-in ones.
-_EXTRA_MODULES: tuple = ()
+_EXTRA_MODULES: tuple = ("keras_mi.defenses.relaxloss", "keras_mi.defenses.advreg",
+                         "keras_mi.defenses.hamp")
 
 for _module in _EXTRA_MODULES:
     import importlib as _importlib

@@ -33,6 +33,7 @@ import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
 from keras_mi import mmd_options
+from keras_mi.defenses.literature_settings import AdvRegSettings, HAMPSettings, RelaxLossSettings
 from keras_mi.defenses.registry import (config_errors, config_sections, defense_names,
                                         resolve_defense)
 from keras_mi.defenses.settings import (ConfidencePenaltySettings, EarlyStoppingSettings,
@@ -270,6 +271,9 @@ class ExperimentConfig:
         default_factory=ConfidencePenaltySettings)
     early_stopping: EarlyStoppingSettings = dataclasses.field(
         default_factory=EarlyStoppingSettings)
+    relaxloss: RelaxLossSettings = dataclasses.field(default_factory=RelaxLossSettings)
+    advreg: AdvRegSettings = dataclasses.field(default_factory=AdvRegSettings)
+    hamp: HAMPSettings = dataclasses.field(default_factory=HAMPSettings)
     num_shadow_models: int = 4
     num_lira_shadows: int = 8
     bank: BankSettings = dataclasses.field(default_factory=BankSettings)
