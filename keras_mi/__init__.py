@@ -73,7 +73,9 @@ def __dir__():
 #: Modules whose classes ``.keras`` files name (``keras_mi>MMDModel``...);
 #: importing them runs their ``register_keras_serializable`` decorators.
 _SERIALIZABLE_MODULES = ("keras_mi.training.mmd_model", "keras_mi.layers.mix_up",
-                         "keras_mi.defenses.confidence_penalty")
+                         "keras_mi.defenses.confidence_penalty",
+                         "keras_mi.defenses.relaxloss_model", "keras_mi.defenses.advreg_model",
+                         "keras_mi.defenses.hamp_model", "keras_mi.defenses.hamp_outputs")
 
 
 def _register_serializables():
