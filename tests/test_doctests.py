@@ -35,3 +35,35 @@ def test_docstring_examples(name):
         for extra in set(runner.ATTACKS) - before:
             runner.ATTACKS.pop(extra)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"
+
+
+def _names(source, ctx):
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+
+
+def test_a_skipped_example_skips_every_line_that_uses_what_it_made():
+    """``x = load(...)  # doctest: +SKIP`` then ``x.shape`` must skip too (found statically)."""
+    import ast
+
+    finder, bad = doctest.DocTestFinder(), []
+    for name in MODULES:
+        for test in finder.find(importlib.import_module(name)):
+            made, defined = set(), set()
+            for example in test.examples:
+                skipped = example.options.get(doctest.SKIP, False)
+                if skipped:
+                    made |= _names(example.source, ast.Store) - defined
+                    continue
+                used = _names(example.source, ast.Load) & made
+                if used:
+                    bad.append(f"{test.name} (line {test.lineno + example.lineno + 1}): "
+                               f"uses {sorted(used)} from a skipped line")
+                defined |= _names(example.source, ast.Store)
+                made -= defined
+    assert not bad, "\n".join(bad)
