@@ -12,11 +12,11 @@ membership-inference defense of Li, Li & Ribeiro (CODASPY 2021):
 
 Reusing it by composition would still leave all three, so this module writes
 the same two-step design (``get_random_transformation`` samples, the
-``transform_*`` methods apply) with ``keras.ops`` for any backend. The layer
+``transform_*`` methods apply) with `keras.ops` for any backend. The layer
 runs in three places:
 
-* eagerly or under ``jit`` on the native backend: ``keras.ops`` and a
-  ``keras.random.SeedGenerator``;
+* eagerly or under ``jit`` on the native backend: `keras.ops` and a
+  `keras.random.SeedGenerator`;
 * inside a TensorFlow graph, e.g. ``tf.data.Dataset.map(layer)``: the same
   math with TensorFlow stateless ops and a counter seeded with the layer's
   seed, so the pipeline works and is reproducible under every Keras backend
@@ -88,7 +88,7 @@ class MixUp(keras.layers.Layer):
     ``(lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm])``, where
     ``y`` is one-hot encoded first when it holds integer class indices. The
     returned labels are soft (each row sums to 1), ready for
-    ``CategoricalCrossentropy`` or ``keras_mi.training.MMDModel``.
+    `CategoricalCrossentropy` or `keras_mi.training.MMDModel`.
 
     The batch is given as ``(x, y)``, ``[x, y]``, ``layer(x, y)`` or, as for
     Keras's augmentation layers, ``{"images": x, "labels": y}`` (or the key
@@ -108,22 +108,21 @@ class MixUp(keras.layers.Layer):
     not depend on row order). With ``per_example=True`` the counts can differ.
 
     Args:
-        alpha: Beta concentration, > 0. The paper uses 1.0 (uniform ``lam``).
-        num_classes: number of classes; required for integer labels, and
-            checked against the width of one-hot/soft labels when given.
-        seed: integer seed (``None`` = random), for a reproducible stream.
-        per_example: draw one ``lam`` per example instead of per batch.
-        **kwargs: base `keras.layers.Layer` arguments (``name``, ``dtype``).
+      alpha: Beta concentration, > 0. The paper uses 1.0 (uniform ``lam``).
+      num_classes: number of classes; required for integer labels, and
+        checked against the width of one-hot/soft labels when given.
+      seed: integer seed (``None`` = random), for a reproducible stream.
+      per_example: draw one ``lam`` per example instead of per batch.
+      **kwargs: base `keras.layers.Layer` arguments (``name``, ``dtype``).
 
     Example:
-
-    >>> import numpy as np
-    >>> layer = MixUp(alpha=1.0, num_classes=3, seed=0)
-    >>> x = np.eye(4, dtype="float32")
-    >>> y = np.array([0, 1, 2, 0])
-    >>> x_mix, y_mix = layer((x, y))
-    >>> np.allclose(np.asarray(y_mix).sum(axis=1), 1.0)
-    True
+      >>> import numpy as np
+      >>> layer = MixUp(alpha=1.0, num_classes=3, seed=0)
+      >>> x = np.eye(4, dtype="float32")
+      >>> y = np.array([0, 1, 2, 0])
+      >>> x_mix, y_mix = layer((x, y))
+      >>> np.allclose(np.asarray(y_mix).sum(axis=1), 1.0)
+      True
 
     In a pipeline: ``dataset.batch(64).map(MixUp(num_classes=10, seed=0))``.
     Inside a TensorFlow graph (tf.data, `tf.function`) ``training`` defaults
@@ -138,7 +137,9 @@ class MixUp(keras.layers.Layer):
                 f"concentration; the paper uses 1.0). Received: alpha={alpha!r}"
             )
         if num_classes is not None and (int(num_classes) != num_classes or num_classes < 2):
-            raise ValueError(f"`num_classes` must be an integer >= 2 or None. Received: {num_classes!r}")
+            raise ValueError(
+                f"`num_classes` must be an integer >= 2 or None. Received: {num_classes!r}"
+            )
         self.alpha = float(alpha)
         self.num_classes = None if num_classes is None else int(num_classes)
         self.seed = seed
@@ -198,7 +199,9 @@ class MixUp(keras.layers.Layer):
         batch = ops.shape(x)[0]
         seed = self.generator if seed is None else seed
         lam_shape = (batch,) if self.per_example else ()
-        mix_weight = _beta_symmetric(keras.random, ops, lam_shape, self.alpha, seed, self.compute_dtype)
+        mix_weight = _beta_symmetric(
+            keras.random, ops, lam_shape, self.alpha, seed, self.compute_dtype
+        )
         permutation_order = keras.random.shuffle(ops.arange(batch, dtype="int32"), seed=seed)
         return {"mix_weight": mix_weight, "permutation_order": permutation_order}
 
@@ -213,7 +216,9 @@ class MixUp(keras.layers.Layer):
 
     def transform_labels(self, labels, transformation, training=True):
         """Soft labels mixed like the inputs; integer labels are one-hot first."""
-        return self._mix(self._labels_to_soft(labels, ops, self.compute_dtype), transformation, training, ops)
+        return self._mix(
+            self._labels_to_soft(labels, ops, self.compute_dtype), transformation, training, ops
+        )
 
     def _mix(self, values, transformation, training, xp):
         values = xp.cast(values, self.compute_dtype)
@@ -245,8 +250,11 @@ class MixUp(keras.layers.Layer):
         batch = tf.shape(x)[0]
         checks = [
             tf.debugging.assert_equal(
-                batch, tf.shape(y)[0],
-                message="MixUp: inputs and labels have different batch sizes; pass one label per example."),
+                batch,
+                tf.shape(y)[0],
+                message="MixUp: inputs and labels have different batch sizes; "
+                "pass one label per example.",
+            ),
         ]
         if training:
             checks.append(tf.debugging.assert_greater_equal(
@@ -255,7 +263,9 @@ class MixUp(keras.layers.Layer):
                         "drop_remainder=True so the last batch is not a single example."))
         if len(y.shape) == 1 and self.num_classes is not None:
             yi = tf.cast(y, tf.int64)
-            checks.append(tf.debugging.assert_non_negative(yi, message="MixUp: negative class label."))
+            checks.append(
+                tf.debugging.assert_non_negative(yi, message="MixUp: negative class label.")
+            )
             checks.append(tf.debugging.assert_less(
                 yi, tf.cast(self.num_classes, tf.int64),
                 message=f"MixUp: class label >= num_classes={self.num_classes}."))
@@ -272,7 +282,11 @@ class MixUp(keras.layers.Layer):
         if self._tf_seed_state is None:
             with tf.init_scope():
                 self._tf_seed_state = tf.Variable(
-                    [self._resolved_seed, 0], dtype=tf.int64, trainable=False, name="mixup_seed_state")
+                    [self._resolved_seed, 0],
+                    dtype=tf.int64,
+                    trainable=False,
+                    name="mixup_seed_state",
+                )
         state = self._tf_seed_state.assign_add(tf.constant([0, 1], tf.int64))
         seeds = tf.random.experimental.stateless_split(state, num=2)
         batch = tf.shape(x)[0]
@@ -292,10 +306,13 @@ class MixUp(keras.layers.Layer):
                 f"MixUp: {xs[0]} inputs but {ys[0]} labels; pass exactly one label per example.")
         if xs[0] is not None and xs[0] < 2:
             raise ValueError(
-                f"MixUp needs at least 2 examples per batch to mix (got {xs[0]}); use a larger batch "
-                "size or drop_remainder=True so no batch has a single example.")
+                f"MixUp needs at least 2 examples per batch to mix (got {xs[0]}); "
+                "use a larger batch size or drop_remainder=True so no batch has a single example."
+            )
         if len(ys) > 2:
-            raise ValueError(f"MixUp labels must be (batch,), (batch, 1) or (batch, classes); got {ys}.")
+            raise ValueError(
+                f"MixUp labels must be (batch,), (batch, 1) or (batch, classes); got {ys}."
+            )
         width = ys[-1] if len(ys) == 2 else None
         if width not in (None, 1) and self.num_classes is not None and width != self.num_classes:
             raise ValueError(
@@ -344,11 +361,11 @@ def _beta_symmetric(rand, xp, shape, alpha, seed, dtype):
     """``Beta(alpha, alpha)`` samples that stay exact for small ``alpha``.
 
     ``lam = G1 / (G1 + G2)`` with ``Gi ~ Gamma(alpha)`` underflows to 0/0 in
-    float32 once ``alpha`` is below ~0.05 (``keras.random.beta`` then returns
+    float32 once ``alpha`` is below ~0.05 (`keras.random.beta` then returns
     0.5, the worst value: mixup at small alpha should be close to 0 or 1).
     So use ``Gamma(a) = Gamma(a + 1) * U ** (1 / a)`` in logs:
     ``lam = sigmoid(log G1 - log G2)``, ``log Gi = log Gamma_i(a + 1) + log(U_i) / a``.
-    ``rand`` is ``keras.random`` or `_TFStatelessRandom`; ``xp`` the matching ops.
+    ``rand`` is `keras.random` or `_TFStatelessRandom`; ``xp`` the matching ops.
     """
     shape = list(shape)
     log_g = []
@@ -360,7 +377,7 @@ def _beta_symmetric(rand, xp, shape, alpha, seed, dtype):
 
 
 class _TFStatelessRandom:
-    """``keras.random``-like ``gamma`` / ``uniform`` on TF stateless ops, one fresh seed per call."""
+    """`keras.random`-like ``gamma`` / ``uniform`` on TF stateless ops, one fresh seed per call."""
 
     def __init__(self, tf, seed):
         self._tf = tf
@@ -376,11 +393,13 @@ class _TFStatelessRandom:
         return self._tf.random.stateless_gamma(shape, self._next(), alpha=alpha, dtype=dtype)
 
     def uniform(self, shape, minval, maxval, dtype, seed=None):
-        return self._tf.random.stateless_uniform(shape, self._next(), minval=minval, maxval=maxval, dtype=dtype)
+        return self._tf.random.stateless_uniform(
+            shape, self._next(), minval=minval, maxval=maxval, dtype=dtype
+        )
 
 
 class _TFOps:
-    """The few ``keras.ops`` calls this module needs, as TensorFlow ops."""
+    """The few `keras.ops` calls this module needs, as TensorFlow ops."""
 
     def __init__(self, tf):
         self._tf = tf

@@ -31,22 +31,21 @@ def class_conditional_mmd2(a, b, labels, sigma=1.0, unbiased=False, kernel="gaus
     over the remaining rows).
 
     Args:
-        a: Tensor ``(n, d)``: softmax outputs of a training batch.
-        b: Tensor ``(n, d)``: outputs of the class-matched reference batch.
-        labels: Int tensor ``(n,)``: the class of row ``i`` of both.
-        sigma: Kernel bandwidth or sequence of bandwidths.
-        unbiased: Per-class unbiased estimator instead of the biased one.
-        kernel: One of `keras_mi.losses.kernels.KERNELS`.
+      a: Tensor ``(n, d)``: softmax outputs of a training batch.
+      b: Tensor ``(n, d)``: outputs of the class-matched reference batch.
+      labels: Int tensor ``(n,)``: the class of row ``i`` of both.
+      sigma: Kernel bandwidth or sequence of bandwidths.
+      unbiased: Per-class unbiased estimator instead of the biased one.
+      kernel: One of `keras_mi.losses.kernels.KERNELS`.
 
     Returns:
-        float32 scalar tensor (>= 0 for the biased estimator).
+      float32 scalar tensor (>= 0 for the biased estimator).
 
     Example:
-
-    >>> import numpy as np
-    >>> a = np.eye(3, dtype="float32")[[0, 0, 1, 1]]
-    >>> float(class_conditional_mmd2(a, a, np.array([0, 0, 1, 1])))
-    0.0
+      >>> import numpy as np
+      >>> a = np.eye(3, dtype="float32")[[0, 0, 1, 1]]
+      >>> float(class_conditional_mmd2(a, a, np.array([0, 0, 1, 1])))
+      0.0
     """
     sigmas = as_bandwidths(sigma)
     labels = ops.reshape(ops.cast(labels, "int32"), (-1,))

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_mi.losses.kernels import (as_bandwidths, kernel_matrix,
-                                     pairwise_squared_distances)
+from keras_mi.losses.kernels import as_bandwidths, kernel_matrix, pairwise_squared_distances
 
 __all__ = [
     "gaussian_kernel",

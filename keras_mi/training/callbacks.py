@@ -20,13 +20,12 @@ class AccuracyGap(keras.callbacks.Callback):
     epoch has no validation accuracy.
 
     Args:
-        accuracy: Log key of the train accuracy (``"accuracy"``...); found
-            automatically when ``None``.
+      accuracy: Log key of the train accuracy (``"accuracy"``...); found
+        automatically when ``None``.
 
     Example:
-
-    >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[AccuracyGap()])  # doctest: +SKIP
-    >>> model.history.history["gap"]  # doctest: +SKIP
+      >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[AccuracyGap()])  # doctest: +SKIP
+      >>> model.history.history["gap"]  # doctest: +SKIP
     """
 
     def __init__(self, accuracy=None):

@@ -9,8 +9,7 @@ import numpy as np
 
 from keras_mi.outputs import looks_like_probabilities
 from keras_mi.training.callbacks import ACCURACY_NAMES
-from keras_mi.training.reference import ReferenceSet
-from keras_mi.training.reference import labels_to_int
+from keras_mi.training.reference import ReferenceSet, labels_to_int
 
 __all__ = ["accuracy_metric_name", "check_before_fit"]
 
@@ -19,9 +18,8 @@ def accuracy_metric_name(model):
     """The log key of the accuracy metric compiled into ``model``, or None.
 
     Example:
-
-    >>> accuracy_metric_name(model)  # after compile(metrics=["accuracy"])  # doctest: +SKIP
-    'accuracy'
+      >>> accuracy_metric_name(model)  # after compile(metrics=["accuracy"])  # doctest: +SKIP
+      'accuracy'
     """
     config = model.get_compile_config() or {}
     names = []
@@ -68,15 +66,17 @@ def _ensure_built(model):
         )
     if model.from_logits and looks_like_probabilities(keras.ops.convert_to_numpy(out)):
         raise ValueError(
-            "The wrapped model's outputs are non-negative and sum to 1 per row: it ends in softmax, "
-            "but MMDModel expects logits (from_logits=True). Pass MMDModel(..., from_logits=False) "
-            "and a loss with from_logits=False, or remove the final softmax."
+            "The wrapped model's outputs are non-negative and sum to 1 per row: it ends in "
+            "softmax, but MMDModel expects logits (from_logits=True). Pass "
+            "MMDModel(..., from_logits=False) and a loss with from_logits=False, or remove the "
+            "final softmax."
         )
     if model.reference.num_classes != k:
         ref = model.reference
         if ref.num_classes > k:
             raise ValueError(
-                f"Reference labels go up to class {ref.num_classes - 1} but the model has {k} outputs."
+                f"Reference labels go up to class {ref.num_classes - 1} "
+                f"but the model has {k} outputs."
             )
         model._use_reference(ReferenceSet.create(
             ref.x, keras.ops.convert_to_numpy(ref.labels), num_classes=k, seed=model.seed
@@ -86,7 +86,9 @@ def _ensure_built(model):
 
 def _check_shapes(what, shapes, ref_shapes):
     if len(shapes) != len(ref_shapes):
-        raise ValueError(f"{what} have {len(shapes)} input tensors but the reference set has {len(ref_shapes)}.")
+        raise ValueError(
+            f"{what} have {len(shapes)} input tensors but the reference set has {len(ref_shapes)}."
+        )
     for got, want in zip(shapes, ref_shapes):
         got = tuple(got)
         if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want)):
@@ -116,7 +118,9 @@ def check_before_fit(model, x, y, fit_kwargs):
     if _is_tf_dataset(x):
         spec = x.element_spec
         if not isinstance(spec, tuple) or len(spec) < 2:
-            raise ValueError("A tf.data.Dataset for MMDModel.fit must yield (x, y) or (x, y, sample_weight).")
+            raise ValueError(
+                "A tf.data.Dataset for MMDModel.fit must yield (x, y) or (x, y, sample_weight)."
+            )
         x_spec, y_spec = spec[0], spec[1]
         _check_shapes(
             "Training inputs", [s.shape[1:] for s in keras.tree.flatten(x_spec)], ref.feature_shapes
@@ -158,7 +162,8 @@ def check_before_fit(model, x, y, fit_kwargs):
         )
     if batch is not None and batch > ref.num_examples:
         raise ValueError(
-            f"A training batch holds {batch} examples but the reference set only {ref.num_examples}; "
+            f"A training batch holds {batch} examples "
+            f"but the reference set only {ref.num_examples}; "
             "use a smaller batch_size or a larger reference set."
         )
 

@@ -78,48 +78,47 @@ class MMDModel(keras.Model):
     """Wraps a logits model and adds ``weight * MMD²`` to its training loss.
 
     Args:
-        model: A Keras model mapping inputs to logits ``(batch, classes)``.
-        reference: ``(x_ref, y_ref)``, the held-out reference set (the
-            paper's validation set). Labels are ints or one-hot rows. May be
-            ``None`` and given later with `set_reference` (e.g. after load).
-        weight: λ >= 0, the MMD² loss weight (3.0 in the paper's CIFAR code).
-        sigma: Kernel bandwidth > 0, or a list of them (summed).
-        schedule: ``"summed"`` or ``"paper"`` (see the module docstring).
-        unbiased: Use the unbiased MMD² estimator (the paper uses biased).
-        per_class: Compare outputs within each class (default): the MMD² is
-            ``Σ_c (n_c/n) MMD²(train[c], ref[c])`` over the batch's classes
-            (`keras_mi.losses.class_conditional_mmd2`). The paper's code gets
-            this by running its MMD passes over the training set *sorted by
-            class*, so each batch holds one class; the per-class form gives
-            the same comparison on shuffled batches. ``False`` pools the
-            whole batch (cross-class pairs dilute the member/non-member
-            signal).
-        kernel: ``"gaussian"`` (the paper's), ``"laplacian"`` or ``"imq"``
-            (inverse multiquadric, heavy-tailed); see `keras_mi.losses.kernels`.
-        statistic: What the MMD² compares: ``"softmax"`` (the paper's: the
-            softmax vectors) or ``"log_odds"`` (one feature per row, the
-            true-class log-odds ``log p_y - log(1 - p_y)``, the statistic
-            LiRA reads; `keras_mi.losses.true_class_log_odds`). Bandwidths
-            are then in log-odds units.
-        gap_threshold: For ``"paper"``: accuracy gap (fraction, 0.03 = 3
-            points) that triggers an MMD pass.
-        replace: Draw reference examples i.i.d. instead of without
-            replacement within a batch.
-        from_logits: ``False`` if the wrapped model already ends in softmax.
-        reference_training: The ``training`` flag for the reference forward
-            pass (``True`` mirrors the paper's code: dropout on, BatchNorm
-            in train mode).
-        seed: Seed of the reference sampling.
-        **kwargs: Passed to `keras.Model` (``name``, ``dtype``...).
+      model: A Keras model mapping inputs to logits ``(batch, classes)``.
+      reference: ``(x_ref, y_ref)``, the held-out reference set (the
+        paper's validation set). Labels are ints or one-hot rows. May be
+        ``None`` and given later with `set_reference` (e.g. after load).
+      weight: λ >= 0, the MMD² loss weight (3.0 in the paper's CIFAR code).
+      sigma: Kernel bandwidth > 0, or a list of them (summed).
+      schedule: ``"summed"`` or ``"paper"`` (see the module docstring).
+      unbiased: Use the unbiased MMD² estimator (the paper uses biased).
+      per_class: Compare outputs within each class (default): the MMD² is
+        ``Σ_c (n_c/n) MMD²(train[c], ref[c])`` over the batch's classes
+        (`keras_mi.losses.class_conditional_mmd2`). The paper's code gets
+        this by running its MMD passes over the training set *sorted by
+        class*, so each batch holds one class; the per-class form gives
+        the same comparison on shuffled batches. ``False`` pools the
+        whole batch (cross-class pairs dilute the member/non-member
+        signal).
+      kernel: ``"gaussian"`` (the paper's), ``"laplacian"`` or ``"imq"``
+        (inverse multiquadric, heavy-tailed); see `keras_mi.losses.kernels`.
+      statistic: What the MMD² compares: ``"softmax"`` (the paper's: the
+        softmax vectors) or ``"log_odds"`` (one feature per row, the
+        true-class log-odds ``log p_y - log(1 - p_y)``, the statistic
+        LiRA reads; `keras_mi.losses.true_class_log_odds`). Bandwidths
+        are then in log-odds units.
+      gap_threshold: For ``"paper"``: accuracy gap (fraction, 0.03 = 3
+        points) that triggers an MMD pass.
+      replace: Draw reference examples i.i.d. instead of without
+        replacement within a batch.
+      from_logits: ``False`` if the wrapped model already ends in softmax.
+      reference_training: The ``training`` flag for the reference forward
+        pass (``True`` mirrors the paper's code: dropout on, BatchNorm
+        in train mode).
+      seed: Seed of the reference sampling.
+      **kwargs: Passed to `keras.Model` (``name``, ``dtype``...).
 
     Example:
-
-    >>> import numpy as np, keras
-    >>> x = np.random.rand(64, 5).astype("float32"); y = np.arange(64) % 2
-    >>> net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
-    >>> model = MMDModel(net, reference=(x[:32], y[:32]), weight=3.0, seed=0)
-    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> _ = model.fit(x[32:], y[32:], epochs=1, batch_size=16, verbose=0)
+      >>> import numpy as np, keras
+      >>> x = np.random.rand(64, 5).astype("float32"); y = np.arange(64) % 2
+      >>> net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+      >>> model = MMDModel(net, reference=(x[:32], y[:32]), weight=3.0, seed=0)
+      >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+      >>> _ = model.fit(x[32:], y[32:], epochs=1, batch_size=16, verbose=0)
     """
 
     def __init__(
@@ -145,10 +144,14 @@ class MMDModel(keras.Model):
             raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
         weight = float(weight)
         if not weight >= 0.0:
-            raise ValueError(f"`weight` (λ) must be >= 0; received {weight}. The paper uses 0.025 to 16.")
+            raise ValueError(
+                f"`weight` (λ) must be >= 0; received {weight}. The paper uses 0.025 to 16."
+            )
         sigmas = list(sigma) if isinstance(sigma, (list, tuple)) else [sigma]
         if not sigmas or not all(float(s) > 0.0 for s in sigmas):
-            raise ValueError(f"`sigma` must be > 0 (or a non-empty list of values > 0); received {sigma!r}.")
+            raise ValueError(
+                f"`sigma` must be > 0 (or a non-empty list of values > 0); received {sigma!r}."
+            )
         if kernel not in _kernels.KERNELS:
             raise ValueError(f"`kernel` must be one of {_kernels.KERNELS}; received {kernel!r}.")
         if statistic not in STATISTICS:
@@ -213,21 +216,20 @@ class MMDModel(keras.Model):
     def set_reference(self, x, y):
         """Sets (or replaces) the reference set ``(x, y)``; validates it.
 
-        Takes effect at the next train or test step, also after ``fit`` or
-        ``evaluate`` have already run (their traced functions are rebuilt)
+        Takes effect at the next train or test step, also after `fit` or
+        `evaluate` have already run (their traced functions are rebuilt)
         and on a model loaded from ``.keras`` (which has no reference set).
 
         Args:
-            x: Reference inputs (array or structure of arrays), preprocessed
-                like the training inputs.
-            y: Int labels or one-hot rows.
+          x: Reference inputs (array or structure of arrays), preprocessed
+            like the training inputs.
+          y: Int labels or one-hot rows.
 
         Returns:
-            ``self``.
+          ``self``.
 
         Example:
-
-        >>> model.set_reference(x_val, y_val)  # doctest: +SKIP
+          >>> model.set_reference(x_val, y_val)  # doctest: +SKIP
         """
         # Wrap in a plain attribute holder: Keras does not track it, so it
         # is neither a weight nor saved.
@@ -240,9 +242,12 @@ class MMDModel(keras.Model):
             if isinstance(shape, tuple) and len(reference.feature_shapes) == 1:
                 want = tuple(shape[1:])
                 got = reference.feature_shapes[0]
-                if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
+                if len(want) != len(got) or any(
+                    w is not None and w != g for w, g in zip(want, got)
+                ):
                     raise ValueError(
-                        f"Reference inputs have per-example shape {got} but the model expects {want}."
+                        f"Reference inputs have per-example shape {got} "
+                        f"but the model expects {want}."
                     )
         self._use_reference(reference)
         return self
@@ -365,7 +370,7 @@ class MMDModel(keras.Model):
         This is the second pass of the paper's schedule (`PaperSchedule` calls
         it after an epoch whose accuracy gap is large). It runs through
         `train_on_batch` with a train function traced for it and cached for
-        later passes, so the train function of the surrounding ``fit`` is
+        later passes, so the train function of the surrounding `fit` is
         never retraced; a new reference set drops the cache.
 
         Args:

@@ -4,13 +4,13 @@ The official code trains each epoch with an ordinary (or mixup) pass, then,
 only if train accuracy - validation accuracy >= 3 points, makes a second
 pass over the training data with MMD-only steps; the last epoch gets no MMD
 pass. `PaperSchedule` reproduces this in one `fit`: it is a callback whose
-``on_epoch_end`` computes the gap and, when it triggers, runs the MMD-only
+`on_epoch_end` computes the gap and, when it triggers, runs the MMD-only
 pass through `MMDModel.mmd_only_pass`. This works on TensorFlow (including
-`tf.distribute`) and JAX, because at ``on_epoch_end`` both trainers have
+`tf.distribute`) and JAX, because at `on_epoch_end` both trainers have
 synced their state back into the model's variables, and the next epoch
 reads it from there.
 
-Validation accuracy comes from ``val_<accuracy>`` when ``fit`` has
+Validation accuracy comes from ``val_<accuracy>`` when `fit` has
 ``validation_data``; otherwise it is measured on the reference set, as the
 paper does (its validation set *is* the reference set).
 """
@@ -39,10 +39,9 @@ def iterate_batches(x, y, batch_size=None, steps=None, seed=None):
     `keras.utils.PyDataset`. ``steps`` caps the number of batches.
 
     Example:
-
-    >>> import numpy as np
-    >>> [b[1].tolist() for b in iterate_batches(np.zeros((3, 1)), np.arange(3), 2, seed=None)]
-    [[0, 1], [2]]
+      >>> import numpy as np
+      >>> [b[1].tolist() for b in iterate_batches(np.zeros((3, 1)), np.arange(3), 2, seed=None)]
+      [[0, 1], [2]]
     """
     count = 0
     if hasattr(x, "element_spec"):  # tf.data.Dataset
@@ -51,7 +50,9 @@ def iterate_batches(x, y, batch_size=None, steps=None, seed=None):
         source = (x[i] for i in range(len(x)))
     else:
         if y is None:
-            raise ValueError("The paper schedule needs labels: call fit(x, y) or fit(dataset of (x, y)).")
+            raise ValueError(
+                "The paper schedule needs labels: call fit(x, y) or fit(dataset of (x, y))."
+            )
         n = int(np.shape(keras.tree.flatten(x)[0])[0])
         order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
         batch_size = batch_size or 32
@@ -75,11 +76,11 @@ def iterate_batches(x, y, batch_size=None, steps=None, seed=None):
 
 
 def _training_rows(x, y, fit_kwargs):
-    """``(x, y)`` without the rows ``fit`` holds out for ``validation_split``.
+    """``(x, y)`` without the rows `fit` holds out for ``validation_split``.
 
     Keras validates on the last ``validation_split`` fraction of array
     inputs when no ``validation_data`` is given; the MMD-only pass must not
-    walk those rows. Datasets and generators cannot be split by ``fit``.
+    walk those rows. Datasets and generators cannot be split by `fit`.
     """
     split = fit_kwargs.get("validation_split") or 0.0
     if not split or fit_kwargs.get("validation_data") is not None or y is None:
@@ -99,17 +100,16 @@ class PaperSchedule(AccuracyGap):
     MMD² over the pass, NaN when none ran) into the epoch logs.
 
     Args:
-        x: The ``x`` given to ``fit`` (arrays, `tf.data.Dataset`,
-            `PyDataset`).
-        y: The ``y`` given to ``fit`` (arrays) or ``None``.
-        fit_kwargs: The other ``fit`` arguments (``batch_size``,
-            ``steps_per_epoch``, ``shuffle`` are used; with
-            ``validation_split`` the MMD-only pass skips the held-out rows).
-        accuracy: Log key of the train accuracy.
+      x: The ``x`` given to `fit` (arrays, `tf.data.Dataset`,
+        `PyDataset`).
+      y: The ``y`` given to `fit` (arrays) or ``None``.
+      fit_kwargs: The other `fit` arguments (``batch_size``,
+        ``steps_per_epoch``, ``shuffle`` are used; with
+        ``validation_split`` the MMD-only pass skips the held-out rows).
+      accuracy: Log key of the train accuracy.
 
     Example:
-
-    >>> MMDModel(net, reference=(xv, yv), schedule="paper").fit(x, y)  # doctest: +SKIP
+      >>> MMDModel(net, reference=(xv, yv), schedule="paper").fit(x, y)  # doctest: +SKIP
     """
 
     def __init__(self, x, y, fit_kwargs, accuracy=None):

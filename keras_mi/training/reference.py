@@ -27,11 +27,12 @@ def labels_to_int(y, num_classes=None, what="labels") -> np.ndarray:
     not match ``num_classes``.
 
     Example:
-
-    >>> labels_to_int([[0.2, 0.8], [1.0, 0.0]]).tolist()
-    [1, 0]
+      >>> labels_to_int([[0.2, 0.8], [1.0, 0.0]]).tolist()
+      [1, 0]
     """
-    y = np.asarray(keras.ops.convert_to_numpy(y) if not isinstance(y, (np.ndarray, list, tuple)) else y)
+    y = np.asarray(
+        keras.ops.convert_to_numpy(y) if not isinstance(y, (np.ndarray, list, tuple)) else y
+    )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim == 2:
@@ -56,7 +57,9 @@ def labels_to_int(y, num_classes=None, what="labels") -> np.ndarray:
             raise ValueError(f"{what} are 1-D floats with fractional values; give int class ids.")
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
-        raise ValueError(f"{what} contain the negative class id {int(y.min())}; use ids in [0, num_classes).")
+        raise ValueError(
+            f"{what} contain the negative class id {int(y.min())}; use ids in [0, num_classes)."
+        )
     if num_classes is not None and y.size and y.max() >= num_classes:
         raise ValueError(
             f"{what} contain class id {int(y.max())} but the model has {num_classes} outputs; "
@@ -70,23 +73,22 @@ class ReferenceSet:
     """A reference set sorted by class, ready for class-matched sampling.
 
     Attributes:
-        x: Backend tensor (or nested structure of tensors) of inputs, sorted
-            by class.
-        labels: Backend int32 tensor ``(n,)``, sorted.
-        offsets: Backend int32 tensor ``(num_classes,)``: start row of class c.
-        counts: Backend int32 tensor ``(num_classes,)``: rows of class c.
-        strides: Backend int32 tensor of primes larger than every class
-            count (so each is coprime with every count); a sampler walks a
-            class block with a random offset and one of these strides.
-        class_counts: The same counts as a NumPy array (for checks).
-        feature_shapes: Per-example input shapes (for checks).
+      x: Backend tensor (or nested structure of tensors) of inputs, sorted
+        by class.
+      labels: Backend int32 tensor ``(n,)``, sorted.
+      offsets: Backend int32 tensor ``(num_classes,)``: start row of class c.
+      counts: Backend int32 tensor ``(num_classes,)``: rows of class c.
+      strides: Backend int32 tensor of primes larger than every class
+        count (so each is coprime with every count); a sampler walks a
+        class block with a random offset and one of these strides.
+      class_counts: The same counts as a NumPy array (for checks).
+      feature_shapes: Per-example input shapes (for checks).
 
     Example:
-
-    >>> import numpy as np
-    >>> ref = ReferenceSet.create(np.zeros((4, 2)), np.array([1, 0, 1, 0]), num_classes=2)
-    >>> ref.class_counts.tolist()
-    [2, 2]
+      >>> import numpy as np
+      >>> ref = ReferenceSet.create(np.zeros((4, 2)), np.array([1, 0, 1, 0]), num_classes=2)
+      >>> ref.class_counts.tolist()
+      [2, 2]
     """
 
     x: object
@@ -122,12 +124,17 @@ class ReferenceSet:
             raise ValueError("The reference set is empty; it needs examples of every class.")
         for a in arrays:
             if a.shape[0] != n:
-                raise ValueError(f"Reference inputs disagree on the number of rows: {[a.shape[0] for a in arrays]}.")
+                raise ValueError(
+                    "Reference inputs disagree on the number of rows: "
+                    f"{[a.shape[0] for a in arrays]}."
+                )
             if a.dtype.kind == "f" and np.isnan(a).any():
                 raise ValueError("The reference inputs contain NaN; clean them before training.")
         labels = labels_to_int(y, num_classes=num_classes, what="Reference labels")
         if labels.shape[0] != n:
-            raise ValueError(f"The reference set has {n} inputs but {labels.shape[0]} labels; they must match.")
+            raise ValueError(
+                f"The reference set has {n} inputs but {labels.shape[0]} labels; they must match."
+            )
         k = int(num_classes) if num_classes is not None else int(labels.max()) + 1
         shuffle = np.random.default_rng(seed).permutation(n)
         order = shuffle[np.argsort(labels[shuffle], kind="stable")]
@@ -135,7 +142,9 @@ class ReferenceSet:
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         sorted_arrays = [ops.convert_to_tensor(a[order]) for a in arrays]
         return cls(
-            x=keras.tree.pack_sequence_as(x, sorted_arrays) if len(flat) > 1 or not _is_leaf(x) else sorted_arrays[0],
+            x=keras.tree.pack_sequence_as(x, sorted_arrays)
+            if len(flat) > 1 or not _is_leaf(x)
+            else sorted_arrays[0],
             labels=ops.convert_to_tensor(labels[order].astype(np.int32)),
             offsets=ops.convert_to_tensor(offsets.astype(np.int32)),
             counts=ops.convert_to_tensor(counts.astype(np.int32)),
