@@ -52,7 +52,7 @@ def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int,
       fns: name -> zero-argument callable (one unit of work, e.g. one epoch).
       repeats: number of timed rounds (each round calls every callable once).
       warmup: untimed rounds first (compilation, caches).
-      log: optional ``print``-like function for one progress line per call.
+      log: optional `print`-like function for one progress line per call.
 
     Returns:
       name -> list of wall-clock seconds, one per timed round.
@@ -131,7 +131,7 @@ def write_text_atomic(path, text: str) -> None:
 
 
 def write_json_atomic(path, obj) -> None:
-    """JSON version of :func:`write_text_atomic` (sorted keys, indented)."""
+    """JSON version of `write_text_atomic` (sorted keys, indented)."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 

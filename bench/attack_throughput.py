@@ -3,11 +3,11 @@
 For N members + N non-members of synthetic float32 logits (10 classes,
 members' true-class logit boosted), times, interleaved:
 
-* ``tfp``: TF-Privacy's ``run_attacks`` with THRESHOLD_ATTACK and
+* ``tfp``: TF-Privacy's `run_attacks` with THRESHOLD_ATTACK and
   THRESHOLD_ENTROPY_ATTACK (entire-dataset slice), called directly;
-* ``ours_pair``: ``keras_mi.attacks.run`` with the same two rules
+* ``ours_pair``: `keras_mi.attacks.run` with the same two rules
   (``loss`` and ``modified_entropy``);
-* ``ours_full``: ``keras_mi.attacks.run`` with every global attack (gap,
+* ``ours_full``: `keras_mi.attacks.run` with every global attack (gap,
   loss, confidence, max_confidence, entropy, modified_entropy).
 
 Prints median seconds, the ratio of medians to ``tfp``, and the largest

@@ -2,7 +2,7 @@
 
 Trains the paper's CIFAR AlexNet on ``--members`` CIFAR-10 images once per
 defense (``none``, ``mixup``, ``mmd``, ``mmd+mixup``), attacks each trained
-model with ``keras_mi.attacks.run`` and reports train/test accuracy, the
+model with `keras_mi.attacks.run` and reports train/test accuracy, the
 attacks' AUC / best accuracy / TPR at low FPR, and the fit wall time per
 defense as a ratio over ``none``.
 
@@ -13,8 +13,8 @@ zero padding) + horizontal flip on uint8 (grouped numpy gathers, no
 per-image loop), per-channel standardization, and for the mixup defenses
 per-batch mixup on the arrays (one Beta(α, α) weight per batch, partners
 permuted within the batch, labels mixed likewise, as
-``keras_mi.layers.MixUp`` does by default). One ``model.fit`` call runs all
-epochs over a ``keras.utils.PyDataset`` that serves the prepared arrays.
+`keras_mi.layers.MixUp` does by default). One `model.fit` call runs all
+epochs over a `keras.utils.PyDataset` that serves the prepared arrays.
 
 Recipe (paper): 10,000 members, SGD lr 0.01 momentum 0.9 weight decay 1e-5
 (Keras' decoupled decay), batch 100, 160 epochs with lr/10 at 50% and 75% of
@@ -78,8 +78,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="keep defenses already in OUT/report.json and skip them")
-    p.add_argument("--from-outputs", action="store_true",
-                   help="train nothing: re-run the attacks on OUT/outputs_*.npz and rewrite the report")
+    p.add_argument(
+        "--from-outputs",
+        action="store_true",
+        help="train nothing: re-run the attacks on OUT/outputs_*.npz and rewrite the report",
+    )
     args = p.parse_args(argv)
     if args.members is None:
         args.members = 200 if args.quick else 10000
@@ -235,10 +238,12 @@ def train_one(defense, splits, raw_members, normalize, args):
     boundaries = [int(args.epochs * 0.5) * steps, int(args.epochs * 0.75) * steps]
     lr = keras.optimizers.schedules.PiecewiseConstantDecay(
         boundaries, [args.lr, args.lr / 10, args.lr / 100])
-    model.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.9, weight_decay=1e-5),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                  # The paper schedule reads the train accuracy to decide MMD passes.
-                  metrics=["accuracy"] if args.mmd_schedule == "paper" and model is not inner else None)
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, momentum=0.9, weight_decay=1e-5),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        # The paper schedule reads the train accuracy to decide MMD passes.
+        metrics=["accuracy"] if args.mmd_schedule == "paper" and model is not inner else None,
+    )
     feeder = EpochFeeder(raw_members[0], raw_members[1], num_classes, args.batch_size,
                          args.mixup_alpha if "mixup" in defense else 0.0,
                          augment=not args.no_augment, normalize=normalize, seed=args.seed + 1)
@@ -262,7 +267,7 @@ def EpochArrays(feeder, batch_size, steps):  # noqa: N802 (a class factory)
     """A `keras.utils.PyDataset` serving the feeder's current epoch, batch by batch.
 
     Slicing happens in the main thread (cheap views); the next epoch's arrays
-    come from the feeder's thread at ``on_epoch_end``.
+    come from the feeder's thread at `on_epoch_end`.
     """
     import keras
 
@@ -300,8 +305,10 @@ def EpochProgress(defense, epochs, inner, test, eval_every):  # noqa: N802
             logs = logs if logs is not None else {}
             self.times.append(time.perf_counter() - self._t0)
             logs["epoch_time_s"] = self.times[-1]
-            msg = (f"{defense} epoch {epoch + 1}/{epochs}: loss={float(logs.get('loss', np.nan)):.4f}"
-                   f" {self.times[-1]:.2f}s")
+            msg = (
+                f"{defense} epoch {epoch + 1}/{epochs}: loss={float(logs.get('loss', np.nan)):.4f}"
+                f" {self.times[-1]:.2f}s"
+            )
             if "mmd" in logs:
                 msg += f" mmd={float(logs['mmd']):.4f}"
             if "mmd_pass" in logs:
@@ -336,7 +343,7 @@ def evaluate(defense, inner, splits, out_dir):
 
 
 def attack(outputs):
-    """Accuracies + every default attack of ``keras_mi.attacks.run`` (numpy only).
+    """Accuracies + every default attack of `keras_mi.attacks.run` (numpy only).
 
     An attack failure (e.g. a missing optional dependency on the GPU box) is
     recorded, not raised: the saved outputs can be attacked later with
@@ -389,17 +396,20 @@ def write_report(out_dir, report):
 
 def render_markdown(report):
     cfg, entries = report["config"], report["defenses"]
-    lines = [f"# CIFAR-10 (AlexNet): defenses vs attacks ({report['machine']['keras_backend']} backend)",
-             "",
-             f"{cfg['members']} members, {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
-             f"SGD lr {cfg['lr']} (÷10 at 50%/75%) momentum 0.9 wd 1e-5, "
-             f"λ={cfg['mmd_weight']} σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), "
-             f"α={cfg['mixup_alpha']}, augmentation "
-             f"{'none' if cfg['no_augment'] else 'crop+flip'}, seed {cfg['seed']}.",
-             f"Machine: {report['machine'].get('platform', '?')}, "
-             f"devices {report['machine'].get('jax_devices', '?')}, keras {report['machine'].get('keras', '?')}, "
-             f"jax {report['machine'].get('jax', '-')}; {report['machine']['date_utc']}.",
-             ""]
+    lines = [
+        f"# CIFAR-10 (AlexNet): defenses vs attacks ({report['machine']['keras_backend']} backend)",
+        "",
+        f"{cfg['members']} members, {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+        f"SGD lr {cfg['lr']} (÷10 at 50%/75%) momentum 0.9 wd 1e-5, "
+        f"λ={cfg['mmd_weight']} σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), "
+        f"α={cfg['mixup_alpha']}, augmentation "
+        f"{'none' if cfg['no_augment'] else 'crop+flip'}, seed {cfg['seed']}.",
+        f"Machine: {report['machine'].get('platform', '?')}, "
+        f"devices {report['machine'].get('jax_devices', '?')}, "
+        f"keras {report['machine'].get('keras', '?')}, "
+        f"jax {report['machine'].get('jax', '-')}; {report['machine']['date_utc']}.",
+        "",
+    ]
     base = next((e for e in entries if e["defense"] == "none"), None)
     rows = []
     for e in entries:
@@ -442,7 +452,9 @@ def main(argv=None):
         _common.stamp(f"jax {jax.__version__} devices: {jax.devices()}")
     splits, raw_members, normalize, fingerprint = load_splits(args)
     _common.stamp("data ready: " + ", ".join(f"{k}={len(v[1])}" for k, v in splits.items()))
-    config = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "cache_dir", "resume")}
+    config = {
+        k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "cache_dir", "resume")
+    }
     report = {"config": config, "split_fingerprint": fingerprint,
               "machine": _common.machine_info(), "defenses": []}
     path = out_dir / "report.json"

@@ -7,7 +7,7 @@ non-members:
 
 * LiRA online/offline x per-example/fixed variance, ``--num-shadows`` shadow
   models each trained on a random half of members + non-members (the
-  standard LiRA pool), via the resumable ``train_shadow`` jobs;
+  standard LiRA pool), via the resumable `train_shadow` jobs;
 * Shokri et al. (per-class MLP on the softmax vector) and Salem et al.
   (MLP on the sorted top-3), with 2 shadow models trained on the disjoint
   rest of the data set, each on as many records as the target.
@@ -81,10 +81,9 @@ def fmt_row(r):
 def main(argv=None):
     args = parse_args(argv)
     from keras_mi.attacks.lira import aggregate_lira, lira_attack, lira_pool
-    from keras_mi.attacks.shadow import (shadow_attack_nn, shadow_attack_top3,
-                                         train_shadow_models)
-    from keras_mi.attacks.shadow_jobs import load_shadows, train_shadow
     from keras_mi.attacks.results import AttackType
+    from keras_mi.attacks.shadow import shadow_attack_nn, shadow_attack_top3, train_shadow_models
+    from keras_mi.attacks.shadow_jobs import load_shadows, train_shadow
     from keras_mi.data import load_dataset
     from keras_mi.outputs import ModelOutputs
 

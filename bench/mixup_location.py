@@ -3,18 +3,18 @@
 Same target for every defense: the paper's MLP-tanh (1024-512-256) from
 ``keras_mi.models.build_model("mlp_tanh", ...)`` with the same initial
 weights, Adam lr 1e-3, batch 128, the same epochs. Stratified disjoint
-sets from ``MembershipSplit``: members (the training set), reference (the
+sets from `MembershipSplit`: members (the training set), reference (the
 MMD validation set; unused by the others), non-members, test.
 
 * ``none``: plain cross-entropy on the members;
-* ``mixup``: ``keras_mi.data.mixup_dataset`` (alpha=1, one lam per batch);
-* ``mmd+mixup``: the same stream into ``keras_mi.training.MMDModel``
+* ``mixup``: `keras_mi.data.mixup_dataset` (alpha=1, one lam per batch);
+* ``mmd+mixup``: the same stream into `keras_mi.training.MMDModel`
   (``--mmd-weight``, sigma 1, the reference batch class-matched on the
   argmax of the mixed labels);
 * ``mmd`` (optional, ``--defenses``): MMDModel on the clean members.
 
 Reports train accuracy (clean members), test accuracy (test set), their gap,
-and membership attacks from ``keras_mi.attacks.run`` on members vs
+and membership attacks from `keras_mi.attacks.run` on members vs
 non-members (loss-threshold AUC, the strongest attack's AUC, TPR at 1% FPR;
 the FPR resolution is 1 / non-members).
 
@@ -41,8 +41,12 @@ DEFENSES = ("none", "mixup", "mmd+mixup", "mmd")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small run, < 2 min on CPU")
-    p.add_argument("--data-dir", default=None, help="folder with location.tgz (default $KERAS_MI_DATA_DIR)")
-    p.add_argument("--per-set", type=int, default=None, help="records per set (members, reference, ...)")
+    p.add_argument(
+        "--data-dir", default=None, help="folder with location.tgz (default $KERAS_MI_DATA_DIR)"
+    )
+    p.add_argument(
+        "--per-set", type=int, default=None, help="records per set (members, reference, ...)"
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--alpha", type=float, default=1.0, help="mixup Beta(alpha, alpha)")
@@ -77,25 +81,33 @@ def train(defense, sets, args):
     else:
         model = net
     if "mixup" in defense:
-        data = mixup_dataset(x_tr, y_tr, num_classes=30, alpha=args.alpha, batch_size=args.batch_size,
-                             seed=args.seed, drop_remainder=len(y_tr) % args.batch_size == 1)
+        data = mixup_dataset(
+            x_tr,
+            y_tr,
+            num_classes=30,
+            alpha=args.alpha,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            drop_remainder=len(y_tr) % args.batch_size == 1,
+        )
         model.compile(opt, keras.losses.CategoricalCrossentropy(from_logits=True))
         model.fit(data, epochs=args.epochs, verbose=0)
     else:
         model.compile(opt, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size, shuffle=True, verbose=0)
+        model.fit(
+            x_tr, y_tr, epochs=args.epochs, batch_size=args.batch_size, shuffle=True, verbose=0
+        )
     return model
 
 
 def main(argv=None):
     args = parse_args(argv)
     import keras
+    from _common import default_data_dir
 
     from keras_mi import attacks
     from keras_mi.data import MembershipSplit, load_dataset
     from keras_mi.outputs import ModelOutputs
-
-    from _common import default_data_dir
 
     x, y = load_dataset("location", data_dir=args.data_dir or default_data_dir(), download=False)
     n = args.per_set
@@ -112,10 +124,13 @@ def main(argv=None):
         t0 = time.perf_counter()
         model = train(defense, sets, args)
         fit_s = time.perf_counter() - t0
-        out = ModelOutputs.from_model(model, members=sets["members"], non_members=sets["non_members"],
-                                      test=sets["test"])
+        out = ModelOutputs.from_model(
+            model, members=sets["members"], non_members=sets["non_members"], test=sets["test"]
+        )
         acc = {s: float(np.mean(out.logits[s].argmax(1) == out.labels[s])) for s in out.logits}
-        report = attacks.run(out, attacks=["loss", "confidence", "entropy", "modified_entropy", "gap"])
+        report = attacks.run(
+            out, attacks=["loss", "confidence", "entropy", "modified_entropy", "gap"]
+        )
         loss = next(r for r in report.results if r.name == "loss")
         best = report.strongest(by="auc")
         rows.append({
@@ -125,14 +140,24 @@ def main(argv=None):
             "best_auc": best.auc, "fit_seconds": fit_s,
         })
         r = rows[-1]
-        print(f"  {defense:<10} train {r['train_acc']:.3f}  test {r['test_acc']:.3f}  gap {r['gap']:.3f}  "
-              f"loss-AUC {r['loss_auc']:.3f}  best {best.name} {best.auc:.3f}  ({fit_s:.0f} s)", flush=True)
+        print(
+            f"  {defense:<10} train {r['train_acc']:.3f}  test {r['test_acc']:.3f}  "
+            f"gap {r['gap']:.3f}  "
+            f"loss-AUC {r['loss_auc']:.3f}  best {best.name} {best.auc:.3f}  ({fit_s:.0f} s)",
+            flush=True,
+        )
 
-    print("\n| defense | train acc | test acc | gap | loss-attack AUC | TPR@1%FPR (loss) | strongest attack (AUC) |")
+    print(
+        "\n| defense | train acc | test acc | gap | loss-attack AUC | TPR@1%FPR (loss) "
+        "| strongest attack (AUC) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['defense']} | {r['train_acc']:.3f} | {r['test_acc']:.3f} | {r['gap']:.3f} | "
-              f"{r['loss_auc']:.3f} | {r['loss_tpr_at_1pct_fpr']:.3f} | {r['best_attack']} ({r['best_auc']:.3f}) |")
+        print(
+            f"| {r['defense']} | {r['train_acc']:.3f} | {r['test_acc']:.3f} | {r['gap']:.3f} | "
+            f"{r['loss_auc']:.3f} | {r['loss_tpr_at_1pct_fpr']:.3f} | "
+            f"{r['best_attack']} ({r['best_auc']:.3f}) |"
+        )
     if args.out:
         from _common import write_json_atomic
 

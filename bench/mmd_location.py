@@ -1,6 +1,6 @@
 """Does the MMD regularizer shrink the train/validation gap on Location?
 
-The paper's MLP-tanh (1024-512-256, ``keras_mi.models.build_model``) on
+The paper's MLP-tanh (1024-512-256, `keras_mi.models.build_model`) on
 Location, Adam 1e-3, batch 128, the same initial weights and epochs for
 every configuration:
 
@@ -9,7 +9,7 @@ every configuration:
 * ``mmd_paper``: ``MMDModel(schedule="paper")``, gap-triggered MMD-only
   passes (gap >= 3 points, none in the last epoch).
 
-Stratified disjoint sets (``MembershipSplit``): members (training set),
+Stratified disjoint sets (`MembershipSplit`): members (training set),
 reference (the MMD validation set; also the ``validation_data`` every run
 reports), non-members (held out, for the attack). Printed per configuration:
 final train accuracy, reference (validation) accuracy, their gap, accuracy
@@ -20,7 +20,8 @@ non-members, score = -loss).
   python bench/mmd_location.py           # 1000 per set, 30 epochs, λ = 1 and 3, σ = 0.1 and 1
   python bench/mmd_location.py --optimizer sgd --weights 3 16 --sigmas 1
   # docs/benchmarks.md, "MMD and the accuracy gap" (3 seeds, medians):
-  python bench/mmd_location.py --per-set 1000 --epochs 30 --weights 1 2 3 --sigmas 0.1 --schedules summed paper --seeds 0 1 2
+  python bench/mmd_location.py --per-set 1000 --epochs 30 --weights 1 2 3 --sigmas 0.1 \
+      --schedules summed paper --seeds 0 1 2
 
 With the paper's σ = 1 the kernel on softmax vectors (at most √2 apart) is
 dominated by its quadratic term, which only compares per-class means: the
@@ -57,20 +58,33 @@ def load_location(data_dir):
 
         with tarfile.open(pathlib.Path(data_dir) / "location.tgz") as tar:
             member = next(m for m in tar.getmembers() if m.name.endswith("bangkok"))
-            rows = [line.replace('"', "").split(",") for line in tar.extractfile(member).read().decode().splitlines() if line]
+            rows = [
+                line.replace('"', "").split(",")
+                for line in tar.extractfile(member).read().decode().splitlines()
+                if line
+            ]
         data = np.asarray(rows, dtype=np.float32)
         return data[:, 1:], data[:, 0].astype(np.int64) - 1
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--per-set", type=int, default=None, help="records per set")
     parser.add_argument("--weights", type=float, nargs="+", default=None, help="MMD weights λ")
-    parser.add_argument("--sigmas", type=float, nargs="+", default=None,
-                        help="RBF bandwidths σ, each its own configuration (default 0.1 and the paper's 1)")
-    parser.add_argument("--schedules", nargs="+", default=["summed", "paper"], choices=["summed", "paper"])
+    parser.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=None,
+        help="RBF bandwidths σ, each its own configuration (default 0.1 and the paper's 1)",
+    )
+    parser.add_argument(
+        "--schedules", nargs="+", default=["summed", "paper"], choices=["summed", "paper"]
+    )
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
                         help="adam (lr 1e-3) or sgd (lr 0.1, momentum 0.9)")
     parser.add_argument("--data-dir", default=None)
@@ -106,9 +120,13 @@ def main(argv=None):
         print(_format(row))
     base_gap = median[0][3]
     for i, row in enumerate(median[1:], start=1):
-        wins = sum(rows[i][3] < rows[0][3] for rows in per_seed)  # paired with the same seed's "none"
-        print(f"{row[0]}: median gap {row[3]:.3f} vs undefended {base_gap:.3f} "
-              f"({'smaller' if row[3] < base_gap else 'NOT smaller'}; smaller in {wins}/{len(per_seed)} seeds)")
+        # Paired with the same seed's "none".
+        wins = sum(rows[i][3] < rows[0][3] for rows in per_seed)
+        print(
+            f"{row[0]}: median gap {row[3]:.3f} vs undefended {base_gap:.3f} "
+            f"({'smaller' if row[3] < base_gap else 'NOT smaller'}; "
+            f"smaller in {wins}/{len(per_seed)} seeds)"
+        )
     return median
 
 
@@ -146,15 +164,23 @@ def run_seed(x, y, per_set, epochs, configs, optimizer_name, seed):
                      else keras.optimizers.SGD(0.1, momentum=0.9))
         model.compile(optimizer, loss, metrics=["accuracy"])
         start = time.perf_counter()
-        hist = model.fit(xm, ym, batch_size=128, epochs=epochs, verbose=0, validation_data=(xr, yr)).history
+        hist = model.fit(
+            xm, ym, batch_size=128, epochs=epochs, verbose=0, validation_data=(xr, yr)
+        ).history
         elapsed = time.perf_counter() - start
         # One prediction per set serves both the accuracies and the loss attack.
-        logits_m, logits_r, logits_n = (model.predict(xs, batch_size=512, verbose=0) for xs in (xm, xr, xn))
-        train_acc, val_acc, non_acc = (float(np.mean(np.argmax(lg, -1) == ys))
-                                       for lg, ys in ((logits_m, ym), (logits_r, yr), (logits_n, yn)))
+        logits_m, logits_r, logits_n = (
+            model.predict(xs, batch_size=512, verbose=0) for xs in (xm, xr, xn)
+        )
+        train_acc, val_acc, non_acc = (
+            float(np.mean(np.argmax(lg, -1) == ys))
+            for lg, ys in ((logits_m, ym), (logits_r, yr), (logits_n, yn))
+        )
         result = evaluate_scores(loss_score(logits_m, ym), loss_score(logits_n, yn), name="loss")
         passes = int(np.sum(hist.get("mmd_pass", [0])))
-        rows.append((name, train_acc, val_acc, train_acc - val_acc, non_acc, result.auc, passes, elapsed))
+        rows.append(
+            (name, train_acc, val_acc, train_acc - val_acc, non_acc, result.auc, passes, elapsed)
+        )
         print(_format(rows[-1]), flush=True)
     return rows
 

@@ -41,11 +41,14 @@ def location_or_synthetic(data_dir):
     except Exception as err:  # no data here: same shape, random content
         print(f"Location not available ({err}); using synthetic data of its shape.")
         rng = np.random.default_rng(0)
-        return (rng.integers(0, 2, (5010, 446)).astype("float32"), rng.integers(0, 30, 5010)), "synthetic"
+        x = rng.integers(0, 2, (5010, 446)).astype("float32")
+        return (x, rng.integers(0, 30, 5010)), "synthetic"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rounds (< 2 min)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--train", type=int, default=2000, help="training rows")
@@ -72,7 +75,9 @@ def main(argv=None):
         if kind == "plain":
             model = net
         else:
-            model = MMDModel(net, reference=(xr, yr), weight=3.0, seed=0, replace=(kind == "mmd_replace"))
+            model = MMDModel(
+                net, reference=(xr, yr), weight=3.0, seed=0, replace=(kind == "mmd_replace")
+            )
         model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
         model.fit(xt, yt, batch_size=args.batch_size, epochs=1, verbose=0)  # trace + warm caches
         return lambda: model.fit(xt, yt, batch_size=args.batch_size, epochs=1, verbose=0)
@@ -86,7 +91,10 @@ def main(argv=None):
     for name, row in summary.items():
         print(f"{name:12s} median {row['median_s']:.3f} s/epoch  ratio {row['ratio']:.3f}x   "
               f"(fastest {row['min_s']:.3f} s, ratio of fastest {row['min_s'] / base_min:.3f}x)")
-    print(f"MMD summed / plain fit time (median of {rounds} interleaved epochs): {summary['mmd']['ratio']:.3f}x")
+    print(
+        f"MMD summed / plain fit time (median of {rounds} interleaved epochs): "
+        f"{summary['mmd']['ratio']:.3f}x"
+    )
     return summary
 
 

@@ -95,7 +95,10 @@ def diagnose(bank, sigma, batch, rng):
 
     labels, pop_labels = bank.labels, bank.population_labels
     classes = int(max(labels.max(), pop_labels.max()) + 1)
-    groups = {"zero_fp": {"k": [], "pull": [], "conf": []}, "other": {"k": [], "pull": [], "conf": []}}
+    groups = {
+        "zero_fp": {"k": [], "pull": [], "conf": []},
+        "other": {"k": [], "pull": [], "conf": []},
+    }
     zero_fp_sets, cvs = [], {"small": [], "large": []}
     for t in range(bank.num_models):
         mask = bank.in_mask[t]
@@ -164,10 +167,13 @@ def main(argv=None):
     print("| defense | group | members | median true-class conf | median mean k(p, q) | "
           "median MMD² pull |")
     print("|---|---|---|---|---|---|")
+
+    def fmt(v, f):
+        return "–" if v is None else format(v, f)
+
     for defense, r in results.items():
         for group in ("zero_fp", "other"):
             g = r[group]
-            fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
             print(f"| {defense} | {group} | {g['count']} | {fmt(g['conf'], '.4f')} | "
                   f"{fmt(g['k'], '.3g')} | {fmt(g['pull'], '.3g')} |")
     print("\n| defense | zero-FP members per model | same record in another model | chance | "

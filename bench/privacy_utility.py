@@ -1,6 +1,6 @@
 r"""Privacy/utility table: each defense's accuracy against each attack's success.
 
-Runs the experiment runner (``keras_mi.experiment.run_experiment``, the code
+Runs the experiment runner (`keras_mi.experiment.run_experiment`, the code
 behind ``keras-mi evaluate``) on a preset (default ``location``: MLP-tanh,
 1,000 members, 30 epochs of Adam) for the defenses ``none``, ``mixup``,
 ``mmd``, ``mmd+mixup`` and DP-SGD at two ε, once per seed (each seed draws
@@ -21,10 +21,12 @@ clipping per microbatch of 10.
 Usage:
   python bench/privacy_utility.py --out runs/bench/privacy_utility --seeds 0,1,2
   python bench/privacy_utility.py --quick
-  python bench/privacy_utility.py --preset paper-cifar10 --out runs/bench/privacy_utility_cifar10_cpu \
+  python bench/privacy_utility.py --preset paper-cifar10 \
+      --out runs/bench/privacy_utility_cifar10_cpu \
       --seeds 0,1,2 --dp-seeds 1 --epsilons 1,8 --epochs 150 --set training.batch_size=32 \
       --set training.lr_boundaries=[75,112] --set split.members=1000 --set split.non_members=1000 \
-      --set split.reference=1000 --set split.test=1000 --set split.shadow=0 --set num_shadow_models=0 \
+      --set split.reference=1000 --set split.test=1000 --set split.shadow=0 \
+      --set num_shadow_models=0 \
       --set dpsgd.num_microbatches=10 --set dpsgd.batch_size=100 --set dpsgd.epochs=20
 """
 
@@ -91,7 +93,9 @@ def collect(run_dir, defense):
 
     tag = store.safe_tag(defense)
     outputs = ModelOutputs.load_npz(run_dir / "outputs" / f"{tag}.npz")
-    acc = {s: float(np.mean(outputs.logits[s].argmax(1) == outputs.labels[s])) for s in outputs.logits}
+    acc = {
+        s: float(np.mean(outputs.logits[s].argmax(1) == outputs.labels[s])) for s in outputs.logits
+    }
     test = acc.get("test", acc["non_members"])
     report = AttackReport.from_json((run_dir / "attacks" / f"{tag}.json").read_text())
     attacks = {r.name: {"auc": r.auc, "best_accuracy": r.best_accuracy,
@@ -123,20 +127,39 @@ def aggregate(per_seed):
 def render(result):
     cfg, table = result["config"], result["table"]
     t = cfg["training"]
-    lines = [f"# Privacy vs utility: {cfg['dataset']} ({cfg['architecture']})", "",
-             f"{cfg['split']['members']} members / {cfg['split']['non_members']} non-members / "
-             f"{cfg['split']['reference']} reference / {cfg['split']['test']} test; "
-             f"{t['epochs']} epochs, batch {t['batch_size']}, {t['optimizer']} lr {t['learning_rate']}; "
-             f"λ={cfg['mmd_weight']}, σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), α={cfg['mixup_alpha']}; "
-             f"seeds {result['seeds']} (median over the seeds that ran each defense; DP-SGD on "
-             f"the first {result.get('dp_seeds', 1)}). {result['machine']['date_utc']}.", ""]
+    lines = [
+        f"# Privacy vs utility: {cfg['dataset']} ({cfg['architecture']})",
+        "",
+        f"{cfg['split']['members']} members / {cfg['split']['non_members']} non-members / "
+        f"{cfg['split']['reference']} reference / {cfg['split']['test']} test; "
+        f"{t['epochs']} epochs, batch {t['batch_size']}, {t['optimizer']} lr {t['learning_rate']}; "
+        f"λ={cfg['mmd_weight']}, σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), "
+        f"α={cfg['mixup_alpha']}; "
+        f"seeds {result['seeds']} (median over the seeds that ran each defense; DP-SGD on "
+        f"the first {result.get('dp_seeds', 1)}). {result['machine']['date_utc']}.",
+        "",
+    ]
     rows = []
     for d, e in table.items():
         best = max(e["attacks"].items(), key=lambda kv: kv[1]["auc"]["median"], default=None)
-        rows.append([d, e["seeds"], e["train_acc"]["median"], e["test_acc"]["median"], e["gap"]["median"],
-                     f"{best[0]} {best[1]['auc']['median']:.3f}" if best else "-",
-                     max((a["best_accuracy"]["median"] for a in e["attacks"].values()), default=float("nan")),
-                     max((a["tpr_at_0.1%"]["median"] for a in e["attacks"].values()), default=float("nan"))])
+        rows.append(
+            [
+                d,
+                e["seeds"],
+                e["train_acc"]["median"],
+                e["test_acc"]["median"],
+                e["gap"]["median"],
+                f"{best[0]} {best[1]['auc']['median']:.3f}" if best else "-",
+                max(
+                    (a["best_accuracy"]["median"] for a in e["attacks"].values()),
+                    default=float("nan"),
+                ),
+                max(
+                    (a["tpr_at_0.1%"]["median"] for a in e["attacks"].values()),
+                    default=float("nan"),
+                ),
+            ]
+        )
     lines.append(_common.markdown_table(
         ["defense", "seeds", "train acc", "test acc", "gap", "strongest attack: AUC",
          "max attack acc", "max TPR@0.1%FPR"], rows))
@@ -172,10 +195,15 @@ def main(argv=None):
             meta = store.read_json(meta_path) if meta_path.exists() else {}
             if "epsilon" in meta:
                 eps.setdefault(d, []).append(round(float(meta["epsilon"]), 3))
-        result = {"config": build_config(args, args.seeds[0]).to_dict(),
-                  "seeds": args.seeds[:len(per_seed)],
-                  "table": aggregate(per_seed), "per_seed": per_seed, "dpsgd_epsilon": eps, "dp_seeds": args.dp_seeds,
-                  "machine": _common.machine_info()}
+        result = {
+            "config": build_config(args, args.seeds[0]).to_dict(),
+            "seeds": args.seeds[: len(per_seed)],
+            "table": aggregate(per_seed),
+            "per_seed": per_seed,
+            "dpsgd_epsilon": eps,
+            "dp_seeds": args.dp_seeds,
+            "machine": _common.machine_info(),
+        }
         _common.write_json_atomic(out / "privacy_utility.json", result)
         _common.write_text_atomic(out / "privacy_utility.md", render(result))
         _common.stamp(f"seed {seed} done; wrote {out / 'privacy_utility.md'}")

@@ -2,19 +2,19 @@
 
 Epoch time of ``mixup``, ``mmd`` and ``mmd+mixup`` (MMD under both
 schedules, ``summed`` and ``paper``), fed exactly as the experiment runner
-feeds them (``keras_mi.experiment.train``: arrays for plain/MMD,
-``keras_mi.data.mixup_dataset`` for mixup), and of TF-Privacy DP-SGD
-(``keras_mi.baselines.dpsgd_worker``, its own process, tf-keras), each as a
+feeds them (`keras_mi.experiment.train`: arrays for plain/MMD,
+`keras_mi.data.mixup_dataset` for mixup), and of TF-Privacy DP-SGD
+(`keras_mi.baselines.dpsgd_worker`, its own process, tf-keras), each as a
 ratio over plain training of the same architecture on the same data:
 
 * Location: MLP-tanh 1024-512-256, 1,000 members, batch 64, Adam;
 * CIFAR-10: the paper's AlexNet on a subset (default 1,000 members), batch
   100, SGD momentum 0.9, no augmentation (so only the defense differs).
 
-Keras-3 configurations are timed interleaved (one ``fit`` call of
+Keras-3 configurations are timed interleaved (one `fit` call of
 ``--epochs-per-call`` epochs per configuration per round, order rotated per
 round, after an untimed compile round); a round's value is the median of
-its epochs (an epoch timer callback, so ``fit``'s set-up is excluded) and
+its epochs (an epoch timer callback, so `fit`'s set-up is excluded) and
 the table shows the median over rounds. DP-SGD runs as alternating child
 processes (plain tf-keras SGD, then DP-SGD) and its ratio is over the plain
 tf-keras run of the same round: TF-Privacy needs tf-keras, so its natural
@@ -64,8 +64,12 @@ def parse_args(argv=None):
                    help="epochs per timed fit call (default 4; quick 2)")
     p.add_argument("--cifar-members", type=int, default=None, help="default 1000; quick 200")
     p.add_argument("--dp-rounds", type=int, default=None, help="default 2; quick 1")
-    p.add_argument("--dp-epochs", type=int, default=None,
-                   help="timed DP-SGD epochs per child process, after one untimed (default 2; quick 1)")
+    p.add_argument(
+        "--dp-epochs",
+        type=int,
+        default=None,
+        help="timed DP-SGD epochs per child process, after one untimed (default 2; quick 1)",
+    )
     p.add_argument("--no-dpsgd", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -232,7 +236,9 @@ def time_dpsgd(train, reference, num_classes, s, args, workdir):
             times = json.loads((out / "result.json").read_text())["epoch_time_s"]
             key = "tf_keras dpsgd" if private else "tf_keras plain"
             results[key].append(_common.median(times[1:]))  # epoch 1 traces/compiles
-            _common.stamp(f"  dp round {r + 1}/{s['dp_rounds']} {key}: {results[key][-1]:.3f}s/epoch")
+            _common.stamp(
+                f"  dp round {r + 1}/{s['dp_rounds']} {key}: {results[key][-1]:.3f}s/epoch"
+            )
     return results
 
 

@@ -37,7 +37,8 @@ if "google.colab" in sys.modules:
 members = 1000
 epochs = 30
 mmd_weight = 1.0
-mmd_sigma = 0.1  # the paper's 1.0 barely moves the accuracy gap here (docs/benchmarks.md, section 6)
+# The paper's sigma 1.0 barely moves the accuracy gap here (docs/benchmarks.md, section 6).
+mmd_sigma = 0.1
 mixup_alpha = 1.0
 batch_size = 128  # a few rows of each of the 30 classes per batch, for the per-class MMD²
 seed = 0
@@ -70,7 +71,10 @@ def compile_model(model):
     return model
 
 
-one_hot = lambda labels: keras.utils.to_categorical(labels, info.num_classes)
+def one_hot(labels):
+    return keras.utils.to_categorical(labels, info.num_classes)
+
+
 plain = compile_model(keras_mi.models.build_model("mlp_tanh", info.input_shape,
                                                   info.num_classes, seed=seed))
 plain.fit(x_train, one_hot(y_train), epochs=epochs, batch_size=batch_size,

@@ -50,7 +50,6 @@ import pathlib
 import tempfile
 
 import keras
-import numpy as np
 
 import keras_mi
 from keras_mi import attacks
@@ -81,9 +80,14 @@ outputs = keras_mi.ModelOutputs.from_model(target, members=member_xy, non_member
 # ## Shadow models (same recipe, disjoint shadow-pool data)
 
 # %%
-shadow_outputs = attacks.train_shadow_models(*shadow_xy, train_fn, num_shadows=num_shadow_models,
-                                             train_size=min(members, len(split.shadow) // (2 * num_shadow_models)),
-                                             seed=seed, verbose=0)
+shadow_outputs = attacks.train_shadow_models(
+    *shadow_xy,
+    train_fn,
+    num_shadows=num_shadow_models,
+    train_size=min(members, len(split.shadow) // (2 * num_shadow_models)),
+    seed=seed,
+    verbose=0,
+)
 report = attacks.run(outputs, shadow_outputs=shadow_outputs, baseline=True, keep_scores=True)
 
 # %% [markdown]
@@ -100,8 +104,11 @@ print(report.summary())
 print(f"{'attack':<28} {'AUC':>6} {'best acc':>8} {'adv':>6} {'TPR@1%':>7} {'TPR@0.1%':>8}")
 for r in report.results:
     if r.is_membership:
-        print(f"{r.name:<28} {r.auc:6.3f} {r.best_accuracy:8.3f} {r.advantage:6.3f} "
-              f"{r.tpr_at_fpr.get(0.01, float('nan')):7.3f} {r.tpr_at_fpr.get(0.001, float('nan')):8.3f}")
+        print(
+            f"{r.name:<28} {r.auc:6.3f} {r.best_accuracy:8.3f} {r.advantage:6.3f} "
+            f"{r.tpr_at_fpr.get(0.01, float('nan')):7.3f} "
+            f"{r.tpr_at_fpr.get(0.001, float('nan')):8.3f}"
+        )
 
 # %%
 attacks.plot_roc(report)

@@ -39,7 +39,6 @@ out_dir = "runs/notebook-mmd-vs-dpsgd"
 seed = 0
 
 # %%
-import json
 import pathlib
 
 from keras_mi import experiment
