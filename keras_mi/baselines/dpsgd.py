@@ -28,6 +28,7 @@ import numpy as np
 
 from keras_mi.baselines.accounting import (PrivacyReport, noise_multiplier_for_epsilon,
                                            privacy_report, validate_dp_arguments)
+from keras_mi.baselines.dpsgd_worker import TF_PRIVACY_OPTIMIZERS
 from keras_mi.models.architectures import architecture_spec
 from keras_mi.outputs import ModelOutputs
 
@@ -180,7 +181,8 @@ def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
                 delta: Optional[float] = None, accountant: str = "rdp",
                 private: bool = True, seed: Optional[int] = 0,
                 work_dir=None, verbose: int = 1,
-                timeout: Optional[float] = None) -> DPSGDResult:
+                timeout: Optional[float] = None,
+                tf_privacy_optimizer: str = "microbatched") -> DPSGDResult:
     """Trains ``architecture`` with DP-SGD (TF-Privacy) in a child process.
 
     Args:
@@ -207,6 +209,12 @@ def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
         temporary directory that is removed afterwards.
       verbose: forward the child's progress (one line per epoch).
       timeout: seconds before the child is killed.
+      tf_privacy_optimizer: TF-Privacy's path, one of
+        :data:`keras_mi.baselines.dpsgd_worker.TF_PRIVACY_OPTIMIZERS`:
+        ``"microbatched"`` (``DPKerasSGDOptimizer``, the default),
+        ``"vectorized"`` (``VectorizedDPKerasSGDOptimizer``) or
+        ``"fast_clipping"`` (``DPSequential`` with the layer registry; fast
+        for Dense-only models). The same update; only the speed differs.
 
     Returns:
       A :class:`DPSGDResult`.
@@ -222,6 +230,9 @@ def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
     """
     input_shape = tuple(int(d) for d in input_shape)
     architecture_spec(architecture, input_shape, num_classes)  # validates early
+    if tf_privacy_optimizer not in TF_PRIVACY_OPTIMIZERS:
+        raise ValueError(f"tf_privacy_optimizer must be one of {TF_PRIVACY_OPTIMIZERS}, "
+                         f"got '{tf_privacy_optimizer}'.")
     members = _check_pair("members", members, input_shape, num_classes)
     if non_members is None:
         raise ValueError("'non_members' is required (the attack needs held-out data).")
@@ -259,7 +270,7 @@ def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,
             noise_multiplier=float(noise_multiplier), num_microbatches=num_microbatches,
             batch_size=int(batch_size), epochs=epochs, learning_rate=float(learning_rate),
             momentum=float(momentum), seed=seed, verbose=int(verbose), delta=delta,
-            accountant=accountant)
+            accountant=accountant, tf_privacy_optimizer=tf_privacy_optimizer)
         summary, outputs, out_dir = _run_worker(work, members, splits, request, verbose, timeout)
         report = (privacy_report(n, batch_size, noise_multiplier, epochs, delta, accountant,
                                  num_microbatches, steps=summary["steps"])

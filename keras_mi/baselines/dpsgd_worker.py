@@ -14,7 +14,20 @@ Request (JSON): ``data`` (npz with ``x_train``, ``y_train`` and optional
 ``private`` (False trains the same model with plain SGD, for timing
 comparisons), ``l2_norm_clip``, ``noise_multiplier``, ``num_microbatches``
 (None = per-example), ``batch_size``, ``epochs``, ``learning_rate``,
-``momentum``, ``seed``, ``verbose``, ``delta``, ``accountant``.
+``momentum``, ``seed``, ``verbose``, ``delta``, ``accountant``,
+``tf_privacy_optimizer`` (one of :data:`TF_PRIVACY_OPTIMIZERS`, default
+``"microbatched"``).
+
+The three TF-Privacy paths compute the same update (clip each example's
+gradient, sum, add noise, divide by the batch size); they differ in speed:
+
+* ``"microbatched"``: ``DPKerasSGDOptimizer`` (a per-microbatch loop);
+* ``"vectorized"``: ``VectorizedDPKerasSGDOptimizer`` (``tf.vectorized_map``);
+* ``"fast_clipping"``: ``DPSequential`` with TF-Privacy's default layer
+  registry: per-example norms from one backward pass where every trainable
+  layer is registered (Dense, Embedding), else ``DPSequential``'s own
+  ``tf.vectorized_map`` over examples; ``result.json`` names which
+  (``tf_privacy_path``). The step is XLA-compiled.
 
 Writes into ``out_dir``: ``model.h5`` (tf-keras format), ``outputs.npz``
 (:meth:`keras_mi.outputs.ModelOutputs.save_npz`) and ``result.json``
@@ -32,6 +45,9 @@ import time
 import numpy as np
 
 from keras_mi._atomic import atomic_write, atomic_write_text
+
+#: TF-Privacy DP-SGD paths the worker can train with (``tf_privacy_optimizer``).
+TF_PRIVACY_OPTIMIZERS = ("microbatched", "vectorized", "fast_clipping")
 
 
 def _check_no_batchnorm(model) -> None:
@@ -90,6 +106,42 @@ def save_split_outputs(model, train, arrays, out_dir: pathlib.Path):
     return accuracy("members"), accuracy("test") if "test" in outputs.logits else None
 
 
+def dp_sequential(model, l2_norm_clip: float, noise_multiplier: float,
+                  num_microbatches=None, seed=None):
+    """TF-Privacy's ``DPSequential`` with the layers of a built tf-keras ``Sequential``.
+
+    Args:
+      model: a built ``tf_keras.Sequential`` (e.g. ``build_model(...,
+        flavor="tf_keras")``); its layers and weights are reused.
+      l2_norm_clip, noise_multiplier, num_microbatches: DP-SGD settings.
+      seed: unused by TF-Privacy (the noise uses TensorFlow's global seed,
+        set by the caller); kept for a uniform signature.
+
+    Returns:
+      An uncompiled ``DPSequential`` with the default layer registry, so
+      per-example norms use the fast path where every trainable layer is
+      registered (Dense, Embedding) and ``tf.vectorized_map`` otherwise.
+
+    Example:
+      >>> dp = dp_sequential(build_model("mlp_tanh", (446,), 30, flavor="tf_keras"),
+      ...                    1.0, 1.1)  # doctest: +SKIP
+      >>> dp._enable_fast_peg_computation  # doctest: +SKIP
+      True
+    """
+    del seed
+    import tf_keras  # pylint: disable=import-outside-toplevel
+
+    from keras_mi._compat import import_tf_privacy  # pylint: disable=import-outside-toplevel
+    dp_model = import_tf_privacy("privacy.keras_models.dp_keras_model")
+    registry = import_tf_privacy("privacy.fast_gradient_clipping.layer_registry")
+    inputs = tf_keras.Input(shape=model.input_shape[1:])
+    return dp_model.DPSequential(
+        l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
+        num_microbatches=num_microbatches,
+        layer_registry=registry.make_default_layer_registry(),
+        layers=[inputs] + list(model.layers), name=model.name)
+
+
 def run(request: dict) -> dict:
     """Trains per ``request`` and writes the outputs; returns the result dict."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -111,23 +163,39 @@ def run(request: dict) -> dict:
     epochs = int(request["epochs"])
     verbose = int(request.get("verbose", 0))
 
+    path = request.get("tf_privacy_optimizer") or "microbatched"
+    if path not in TF_PRIVACY_OPTIMIZERS:
+        raise ValueError(f"tf_privacy_optimizer must be one of {TF_PRIVACY_OPTIMIZERS}, "
+                         f"got '{path}'.")
+    private = request.get("private", True)
     model = build_model(request["architecture"], request["input_shape"],
                         request["num_classes"], flavor="tf_keras", seed=seed)
     _check_no_batchnorm(model)
     lr, momentum = float(request["learning_rate"]), float(request.get("momentum", 0.0))
-    if request.get("private", True):
+    clip, noise = float(request["l2_norm_clip"]), float(request["noise_multiplier"])
+    microbatches = request.get("num_microbatches")
+    # DP optimizers clip per example, so their loss must stay a vector.
+    reduction = (tf_keras.losses.Reduction.NONE if private and path != "fast_clipping"
+                 else tf_keras.losses.Reduction.SUM_OVER_BATCH_SIZE)
+    optimizer = tf_keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+    saved = model  # what model.h5 and the outputs come from: a plain tf-keras Sequential
+    if private and path == "fast_clipping":
+        # Shares the layers (and so the weights) of ``saved``.
+        model = dp_sequential(model, clip, noise, microbatches, seed)
+        request_path = ("fast_clipping" if model._enable_fast_peg_computation  # noqa: SLF001
+                        else "dp_model_vmap")
+    elif private:
         from keras_mi._compat import import_tf_privacy
-        dp_opt = import_tf_privacy("privacy.optimizers.dp_optimizer_keras")
-        optimizer = dp_opt.DPKerasSGDOptimizer(
-            l2_norm_clip=float(request["l2_norm_clip"]),
-            noise_multiplier=float(request["noise_multiplier"]),
-            num_microbatches=request.get("num_microbatches"),
-            learning_rate=lr, momentum=momentum)
-        # DP optimizers clip per example, so the loss must stay a vector.
-        reduction = tf_keras.losses.Reduction.NONE
+        if path == "vectorized":
+            cls = import_tf_privacy("privacy.optimizers.dp_optimizer_keras_vectorized"
+                                    ).VectorizedDPKerasSGDOptimizer
+        else:
+            cls = import_tf_privacy("privacy.optimizers.dp_optimizer_keras").DPKerasSGDOptimizer
+        optimizer = cls(l2_norm_clip=clip, noise_multiplier=noise,
+                        num_microbatches=microbatches, learning_rate=lr, momentum=momentum)
+        request_path = path
     else:
-        optimizer = tf_keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
-        reduction = tf_keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+        request_path = "plain"
     loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                          reduction=reduction)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
@@ -145,9 +213,9 @@ def run(request: dict) -> dict:
                         callbacks=[timer], verbose=2 if verbose else 0)
     train_time = time.perf_counter() - start
 
-    atomic_write(out_dir / "model.h5", model.save, suffix=".h5")
+    atomic_write(out_dir / "model.h5", saved.save, suffix=".h5")
 
-    train_accuracy, test_accuracy = save_split_outputs(model, (x_train, y_train), arrays,
+    train_accuracy, test_accuracy = save_split_outputs(saved, (x_train, y_train), arrays,
                                                        out_dir)
     result = {
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
@@ -157,6 +225,7 @@ def run(request: dict) -> dict:
         "wall_time_s": time.perf_counter() - start,
         "train_time_s": train_time,
         "tensorflow_version": tf.__version__,
+        "tf_privacy_path": request_path,
     }
     if request.get("private", True):
         from keras_mi.baselines.accounting import privacy_report
