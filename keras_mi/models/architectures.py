@@ -22,8 +22,12 @@ Architectures (channels-last inputs):
   paper).
 * ``"small_cnn"`` -- the MNIST CNN of TF-Privacy's DP-SGD tutorial: conv 16
   k8 s2 same, relu, maxpool 2 s1, conv 32 k4 s2 valid, relu, maxpool 2 s1,
-  dense 32 relu, linear to classes. No BatchNorm anywhere, so all three work
-  with per-example clipping.
+  dense 32 relu, linear to classes.
+* ``"linear"`` -- softmax regression: (flatten,) linear to classes. The
+  DP-SGD baseline's small model: under DP the noise grows with the number
+  of weights, and smaller models often win (Ponomareva et al., 2023).
+
+No BatchNorm anywhere, so all four work with per-example clipping.
 
 Importing this module imports Keras 3 only; tf-keras (and so TensorFlow) is
 imported lazily when ``flavor="tf_keras"`` is requested.
@@ -112,9 +116,15 @@ def _small_cnn(input_shape, num_classes) -> List[LayerSpec]:
     ]
 
 
+def _linear(input_shape, num_classes) -> List[LayerSpec]:
+    head = [LayerSpec("flatten", "flatten")] if len(input_shape) > 1 else []
+    return head + [_dense("logits", num_classes)]
+
+
 # name -> (spec function, required input rank)
 _ARCHITECTURES: Dict[str, Tuple[Callable[..., List[LayerSpec]], Optional[int]]] = {
     "alexnet": (_alexnet, 3),
+    "linear": (_linear, None),
     "mlp_tanh": (_mlp_tanh, None),
     "small_cnn": (_small_cnn, 3),
 }
@@ -125,7 +135,7 @@ def available_architectures() -> List[str]:
 
     Example:
       >>> available_architectures()
-      ['alexnet', 'mlp_tanh', 'small_cnn']
+      ['alexnet', 'linear', 'mlp_tanh', 'small_cnn']
     """
     return sorted(_ARCHITECTURES)
 

@@ -11,7 +11,7 @@ import pytest
 from keras_mi.models import architecture_spec, available_architectures, build_model
 
 CASES = [("alexnet", (32, 32, 3), 10), ("mlp_tanh", (446,), 30),
-         ("small_cnn", (28, 28, 1), 10)]
+         ("small_cnn", (28, 28, 1), 10), ("linear", (446,), 30)]
 
 
 def _conv_params(k, c_in, c_out):
@@ -31,6 +31,7 @@ EXPECTED_PARAMS = {
     "mlp_tanh": (_dense_params(446, 1024) + _dense_params(1024, 512)
                  + _dense_params(512, 256) + _dense_params(256, 30)),
     # TF-Privacy MNIST tutorial CNN: 28 -> 14 -> 13 -> 5 -> 4, so 4*4*32 = 512.
+    "linear": _dense_params(446, 30),
     "small_cnn": (_conv_params(8, 1, 16) + _conv_params(4, 16, 32)
                   + _dense_params(512, 32) + _dense_params(32, 10)),
 }
@@ -42,7 +43,7 @@ def _structure(model):
 
 
 def test_available_architectures():
-    assert available_architectures() == ["alexnet", "mlp_tanh", "small_cnn"]
+    assert available_architectures() == ["alexnet", "linear", "mlp_tanh", "small_cnn"]
 
 
 @pytest.mark.parametrize("name,shape,classes", CASES)
