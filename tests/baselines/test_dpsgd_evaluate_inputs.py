@@ -1,0 +1,94 @@
+"""DP-SGD's bad-input list through `keras-mi evaluate`: refused before anything trains.
+
+The issue's list (ε <= 0, δ >= 1/n, a clip <= 0, BatchNorm in a DP model, a
+batch larger than the data) holds for the trainers themselves
+(tests/baselines/test_dpsgd_keras.py, test_dpsgd.py); here it is checked
+through the command line, for both implementations, on the real Location
+data: exit 2, a message naming the field, no traceback, no output folder.
+"""
+
+import pytest
+
+from keras_mi import cli
+
+BASE = ["--defenses", "dpsgd", "--attacks", "loss", "--epochs", "1",
+        "--set", "split.members=100", "--set", "split.non_members=100",
+        "--set", "split.reference=100", "--set", "split.test=100", "--set", "split.shadow=0",
+        "--set", "dpsgd.batch_size=50", "--set", "dpsgd.epochs=2"]
+JAX = ["--set", "dpsgd.implementation=keras_jax"]
+
+CASES = {
+    "epsilon_zero_in_the_name": (["--defenses", "dpsgd:0"], "epsilon must be a positive number"),
+    "epsilon_negative_in_the_name": (["--defenses", "dpsgd:-4"],
+                                     "epsilon must be a positive number"),
+    "epsilon_zero_setting": (["--set", "dpsgd.epsilon=0"], "dpsgd.epsilon must be positive"),
+    "delta_exactly_one_over_n": (["--set", "dpsgd.delta=0.01"],
+                                 "dpsgd.delta must lie in (0, 1/members)"),
+    "delta_above_one_over_n_jax": (JAX + ["--set", "dpsgd.delta=0.02"],
+                                   "dpsgd.delta must lie in (0, 1/members)"),
+    "delta_negative": (["--set", "dpsgd.delta=-0.00001"], "dpsgd.delta must lie in (0, 1/members)"),
+    "clip_negative": (["--set", "dpsgd.l2_norm_clip=-1"], "l2_norm_clip must be positive"),
+    "clip_zero_jax": (JAX + ["--set", "dpsgd.l2_norm_clip=0"], "l2_norm_clip must be positive"),
+    "batch_above_members_jax": (JAX + ["--set", "dpsgd.batch_size=101"],
+                                "dpsgd on split.members (100 records)"),
+    # Members 100, non-members 60: a bank model trains on 80, below the batch of 90.
+    "batch_above_a_bank_half": (JAX + ["--bank", "4", "--set", "split.non_members=60",
+                                       "--set", "dpsgd.batch_size=90"],
+                                "dpsgd on a bank model's half (80 records)"),
+    "unknown_dp_architecture": (["--set", "dpsgd.architecture=resnet50"],
+                                "dpsgd.architecture 'resnet50' is not one of"),
+    "dp_architecture_not_a_string": (["--set", "dpsgd.architecture=[1]"],
+                                     "dpsgd.architecture must be"),
+    "unknown_tf_privacy_optimizer": (["--set", "dpsgd.tf_privacy_optimizer=ghost"],
+                                     "dpsgd.tf_privacy_optimizer 'ghost' is not one of"),
+    "tf_privacy_optimizer_with_keras_jax": (JAX + ["--set",
+                                                   "dpsgd.tf_privacy_optimizer=vectorized"],
+                                            "dpsgd.tf_privacy_optimizer is a TF-Privacy option"),
+}
+
+
+def _evaluate(capsys, out, argv):
+    try:
+        code = cli.main(["evaluate", "--out", str(out), "--quiet", *argv])
+    except BaseException as err:  # noqa: BLE001
+        pytest.fail(f"traceback instead of an error message: {type(err).__name__}: {err}")
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("impl", [[], JAX], ids=["tf_privacy", "keras_jax"])
+def test_the_base_command_is_valid(impl, tmp_path, data_dir):
+    from keras_mi.experiment import runner
+
+    args = cli._parser().parse_args(["evaluate", "--data-dir", str(data_dir), *BASE, *impl,
+                                     "--set", "dpsgd.architecture=linear"])
+    runner.prepare(cli.build_config(args), tmp_path / "run")  # raises on a bad input
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_dp_input_is_a_clear_error_and_writes_nothing(name, tmp_path, capsys, data_dir):
+    extra, message = CASES[name]
+    out = tmp_path / "run"
+    code, err = _evaluate(capsys, out, BASE + ["--data-dir", str(data_dir), *extra])
+    assert code == cli.EXIT_BAD_INPUT, err
+    assert err.startswith("keras-mi evaluate: error: ") and message in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_every_registered_architecture_is_accepted_by_the_dp_model_check():
+    """``dpsgd.architecture`` may name any registered architecture, so none may hold
+    BatchNorm: the DP trainers' check passes on each (and refuses a BatchNorm
+    model, so this would fail if one were added)."""
+    import keras
+
+    from keras_mi.baselines.dpsgd_keras import check_dp_model
+    from keras_mi.models import available_architectures, build_model
+
+    shapes = {"alexnet": (32, 32, 3), "small_cnn": (32, 32, 3)}
+    for name in available_architectures():
+        check_dp_model(build_model(name, shapes.get(name, (446,)), 10, seed=0))
+    with_bn = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(name="bn"),
+                                keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="'bn' is a BatchNormalization"):
+        check_dp_model(with_bn)
