@@ -49,6 +49,11 @@ GRID = {
     "logodds_imq_s1_l3": dict(statistic="log_odds", kernel="imq", sigma=[1.0], weight=3.0),
     "logodds_imq_s1,4_l1": dict(statistic="log_odds", kernel="imq", sigma=[1.0, 4.0],
                                 weight=1.0),
+    "softmax_laplace_s0.1_l1": dict(statistic="softmax", kernel="laplacian", sigma=[0.1],
+                                    weight=1.0),
+    "softmax_gauss_s0.05,0.1_l1": dict(statistic="softmax", kernel="gaussian",
+                                       sigma=[0.05, 0.1], weight=1.0),
+    "softmax_imq_s0.1_l0.5": dict(statistic="softmax", kernel="imq", sigma=[0.1], weight=0.5),
 }
 
 ATTACKS = ["loss", "lira_online", "lira_offline", "lira_online_fixed_var",
