@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.keras-mi-installed
 DEMO_OUT ?= runs/demo
-PYTEST_ARGS ?=
+# --durations: every run names its slowest tests (what to thin when make test grows).
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: setup test demo lock clean bench-quick
 
