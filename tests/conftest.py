@@ -12,7 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def data_dir() -> pathlib.Path:
     """The real-data folder (``KERAS_MI_DATA_DIR``, else ``../shared/data``)."""
     env = os.environ.get("KERAS_MI_DATA_DIR")
-    path = pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = (
+        pathlib.Path(env)
+        if env
+        else pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     if not (path / "location.tgz").exists():
         pytest.skip(f"real data not found in {path}; set KERAS_MI_DATA_DIR")
     return path
@@ -30,7 +34,11 @@ def no_network(monkeypatch):
 
     def guarded_connect(sock, address, *args, **kwargs):
         host = address[0] if isinstance(address, tuple) else str(address)
-        if isinstance(host, str) and not host.startswith(_LOOPBACK) and sock.family != socket.AF_UNIX:
+        if (
+            isinstance(host, str)
+            and not host.startswith(_LOOPBACK)
+            and sock.family != socket.AF_UNIX
+        ):
             raise RuntimeError(f"test tried to reach the network: {address!r}")
         return real_connect(sock, address, *args, **kwargs)
 

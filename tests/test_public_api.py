@@ -76,14 +76,17 @@ _LOAD_IN_FRESH_PROCESS = textwrap.dedent("""
     x = np.load(sys.argv[4])
     mmd = keras.saving.load_model(sys.argv[2], safe_mode=True)
     mix = keras.saving.load_model(sys.argv[3], safe_mode=True)
-    out = {"backend": keras.backend.backend(), "classes": [type(mmd).__name__, type(mix.layers[-1]).__name__],
+    out = {"backend": keras.backend.backend(),
+           "classes": [type(mmd).__name__, type(mix.layers[-1]).__name__],
            "pred": np.asarray(mmd.predict(x, verbose=0)).tolist(),
            "mix_eval": np.asarray(mix([x, np.arange(len(x)) % 3], training=False)[1]).tolist()}
     print("RESULT " + json.dumps(out))
 """)
 
 
-@pytest.mark.parametrize("backend,order", [("tensorflow", "keras_first"), ("jax", "keras_mi_first")])
+@pytest.mark.parametrize(
+    "backend,order", [("tensorflow", "keras_first"), ("jax", "keras_mi_first")]
+)
 def test_saved_models_load_in_a_fresh_process(tmp_path, backend, order):
     import keras
     import numpy as np
@@ -94,7 +97,9 @@ def test_saved_models_load_in_a_fresh_process(tmp_path, backend, order):
     net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
     keras_mi.MMDModel(net, reference=(x, y), weight=1.0, seed=0).save(tmp_path / "mmd.keras")
     xi, yi = keras.Input((5,)), keras.Input((), dtype="int32")
-    keras.Model([xi, yi], keras_mi.MixUp(num_classes=3, seed=0)((xi, yi))).save(tmp_path / "mix.keras")
+    keras.Model([xi, yi], keras_mi.MixUp(num_classes=3, seed=0)((xi, yi))).save(
+        tmp_path / "mix.keras"
+    )
     np.save(tmp_path / "x.npy", x)
     env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
     args = [order, tmp_path / "mmd.keras", tmp_path / "mix.keras", tmp_path / "x.npy"]

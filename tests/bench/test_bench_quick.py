@@ -61,7 +61,9 @@ def _run(argv, env, cwd):
                           timeout=TIMEOUT_S)
     assert proc.returncode == 0, (
         f"{' '.join(map(str, argv))} exited {proc.returncode}\n"
-        f"--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}")
+        f"--- stdout (tail) ---\n{proc.stdout[-4000:]}\n"
+        f"--- stderr (tail) ---\n{proc.stderr[-4000:]}"
+    )
     return proc
 
 
@@ -136,7 +138,9 @@ def _gpu_module():
 
     sys.path.insert(0, str(BENCH))
     try:
-        spec = importlib.util.spec_from_file_location("gpu_cifar10_under_test", BENCH / "gpu_cifar10.py")
+        spec = importlib.util.spec_from_file_location(
+            "gpu_cifar10_under_test", BENCH / "gpu_cifar10.py"
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
@@ -187,5 +191,9 @@ def test_mixup_batches_mixes_within_each_batch_with_one_weight():
         hi = min(lo + 100, 250)
         perm = lo + ref.permutation(hi - lo)
         lam = np.float32(ref.beta(1.0, 1.0))
-        np.testing.assert_allclose(xm[lo:hi], lam * x[lo:hi] + (1 - lam) * x[perm], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(ym[lo:hi], lam * y[lo:hi] + (1 - lam) * y[perm], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            xm[lo:hi], lam * x[lo:hi] + (1 - lam) * x[perm], rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            ym[lo:hi], lam * y[lo:hi] + (1 - lam) * y[perm], rtol=1e-5, atol=1e-6
+        )

@@ -48,7 +48,9 @@ def test_mix_matches_numpy_recomputation(per_example):
     assert sorted(perm.tolist()) == list(range(12))
     x_mix, y_mix = layer((x, y))  # same seed: call() draws the same transformation
     np.testing.assert_allclose(_np(x_mix), _numpy_mix(x, lam, perm), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(_np(y_mix), _numpy_mix(np.eye(4)[y], lam, perm), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _np(y_mix), _numpy_mix(np.eye(4)[y], lam, perm), rtol=1e-5, atol=1e-6
+    )
     # and the apply step alone, on an image-shaped batch (rank 4)
     imgs = np.random.default_rng(2).random((12, 2, 2, 3)).astype("float32")
     np.testing.assert_allclose(
@@ -80,7 +82,9 @@ def _assert_beta_moments(lam, alpha):
 def test_lambda_follows_beta_law(alpha):
     # per_example=True runs the same sampler with shape (batch,): 20,000 draws at once
     layer = MixUp(alpha=alpha, seed=123, per_example=True)
-    lam = _np(layer.get_random_transformation(np.zeros((20_000, 1), "float32"))["mix_weight"]).astype(np.float64)
+    lam = _np(
+        layer.get_random_transformation(np.zeros((20_000, 1), "float32"))["mix_weight"]
+    ).astype(np.float64)
     _assert_beta_moments(lam, alpha)
     assert ((lam >= 0) & (lam <= 1)).all()
     if alpha >= 0.5:
@@ -94,7 +98,9 @@ def test_lambda_per_batch_follows_beta_law():
     # one lam per batch (the default): 300 batches
     layer = MixUp(alpha=1.0, seed=321)
     x = np.zeros((2, 1), "float32")
-    lam = np.array([float(_np(layer.get_random_transformation(x)["mix_weight"])) for _ in range(300)])
+    lam = np.array(
+        [float(_np(layer.get_random_transformation(x)["mix_weight"])) for _ in range(300)]
+    )
     _assert_beta_moments(lam, 1.0)
 
 

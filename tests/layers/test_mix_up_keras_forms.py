@@ -53,7 +53,10 @@ def test_dict_in_dict_out(key):
 
 def test_dict_functional_model_and_other_structures():
     x, y = _batch()
-    inputs = {"images": keras.Input((5,), name="images"), "labels": keras.Input((3,), name="labels")}
+    inputs = {
+        "images": keras.Input((5,), name="images"),
+        "labels": keras.Input((3,), name="labels"),
+    }
     model = keras.Model(inputs, MixUp(seed=4)(inputs))
     out = model({"images": x, "labels": np.eye(3, dtype="float32")[y]}, training=True)
     assert isinstance(out, dict) and sorted(out) == ["images", "labels"]

@@ -124,8 +124,9 @@ def test_mixup_dataset_is_the_same_under_jax():
     """)
     path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mixup_jax_{os.getpid()}.npy")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, path], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from_jax = np.load(path)
     os.remove(path)
@@ -137,6 +138,6 @@ def test_mixup_dataset_is_the_same_under_jax():
     rng = np.random.default_rng(0)
     x = rng.random((40, 6)).astype("float32")
     y = rng.integers(0, 4, 40)
-    here = np.concatenate([np.concatenate([xb, yb], 1) for xb, yb in
-                           mixup_dataset(x, y, num_classes=4, batch_size=16, seed=3).repeat(2).as_numpy_iterator()])
+    stream = mixup_dataset(x, y, num_classes=4, batch_size=16, seed=3).repeat(2)
+    here = np.concatenate([np.concatenate([xb, yb], 1) for xb, yb in stream.as_numpy_iterator()])
     np.testing.assert_array_equal(here, from_jax)

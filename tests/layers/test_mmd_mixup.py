@@ -25,7 +25,9 @@ def test_argmax_of_mixed_labels_keeps_the_class_histogram():
         lam = float(keras.ops.convert_to_numpy(t["mix_weight"]))
         y_mix = keras.ops.convert_to_numpy(layer.transform_labels(y, t))
         dominant = y_mix.argmax(axis=1)
-        np.testing.assert_array_equal(np.bincount(dominant, minlength=6), np.bincount(y, minlength=6))
+        np.testing.assert_array_equal(
+            np.bincount(dominant, minlength=6), np.bincount(y, minlength=6)
+        )
         sides.add(lam > 0.5)
     assert sides == {True, False}  # both branches were exercised
     # One lam per example does not have this property in general.
@@ -34,7 +36,9 @@ def test_argmax_of_mixed_labels_keeps_the_class_histogram():
     mismatches = 0
     for _ in range(10):
         y_mix = keras.ops.convert_to_numpy(per_example((np.zeros((32, 1), "float32"), y))[1])
-        mismatches += not np.array_equal(np.bincount(y_mix.argmax(1), minlength=6), np.bincount(y, minlength=6))
+        mismatches += not np.array_equal(
+            np.bincount(y_mix.argmax(1), minlength=6), np.bincount(y, minlength=6)
+        )
     assert mismatches > 0
 
 
@@ -55,11 +59,16 @@ def test_mmd_plus_mixup_trains_end_to_end():
     x_ref, y_ref = _blobs(96, seed=1)
     x_test, y_test = _blobs(300, seed=2)
     keras.utils.set_random_seed(0)
-    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)])
+    net = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
+    )
     # --- begin README snippet ---
     model = MMDModel(net, reference=(x_ref, y_ref), weight=3.0, seed=0)
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.CategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(0.01),
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     train = mixup_dataset(x_train, y_train, num_classes=3, alpha=1.0, batch_size=32, seed=0)
     history = model.fit(train, epochs=15, verbose=0)
     # --- end README snippet ---

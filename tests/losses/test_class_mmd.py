@@ -15,7 +15,10 @@ def _np_mmd2(a, b, sigma, unbiased):
     kaa, kbb, kab = _np_kernel(a, a, sigma), _np_kernel(b, b, sigma), _np_kernel(a, b, sigma)
     if unbiased:
         n = len(a)
-        off = lambda k: (k.sum() - np.trace(k)) / (n * (n - 1))
+
+        def off(k):
+            return (k.sum() - np.trace(k)) / (n * (n - 1))
+
         return off(kaa) + off(kbb) - 2 * kab.mean()
     return kaa.mean() + kbb.mean() - 2 * kab.mean()
 
@@ -77,3 +80,29 @@ def test_ignores_cross_class_differences_that_pooled_mmd_sees():
     swapped = np.concatenate([a[labels == (c + 1) % 4] for c in range(4)])
     assert float(mmd2(a, swapped)) == pytest.approx(0.0, abs=1e-6)
     assert float(class_conditional_mmd2(a, swapped, labels)) > 1e-3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unmatched_reference_sample_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, size=10)
+    labels_b = np.concatenate([labels, labels, [4]])  # two reference rows each, one extra class
+    a = _softmax(rng.normal(size=(10, 5)) * 2).astype("float32")
+    b = _softmax(rng.normal(size=(21, 5)) * 2).astype("float32")
+    want = sum((labels == c).sum() / len(labels)
+               * _np_mmd2_unequal(a[labels == c], b[labels_b == c], 0.5)
+               for c in np.unique(labels))
+    got = float(class_conditional_mmd2(a, b, labels, sigma=0.5, labels_b=labels_b))
+    assert got == pytest.approx(want, abs=1e-6)
+    # Row-matched labels give the matched estimator.
+    matched = float(class_conditional_mmd2(a, b[:10], labels, sigma=0.5))
+    assert float(class_conditional_mmd2(a, b[:10], labels, sigma=0.5,
+                                        labels_b=labels)) == pytest.approx(matched, abs=1e-6)
+    with pytest.raises(ValueError, match="biased"):
+        class_conditional_mmd2(a, b, labels, labels_b=labels_b, unbiased=True)
+
+
+def _np_mmd2_unequal(a, b, sigma):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (_np_kernel(a, a, sigma).mean() + _np_kernel(b, b, sigma).mean()
+            - 2 * _np_kernel(a, b, sigma).mean())

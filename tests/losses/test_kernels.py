@@ -22,7 +22,9 @@ def _np_kernel(a, b, kernel, sigmas):
 
 
 def _np_mmd2(a, b, kernel, sigmas):
-    k = lambda u, v: _np_kernel(u, v, kernel, sigmas)
+    def k(u, v):
+        return _np_kernel(u, v, kernel, sigmas)
+
     return k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
 
 

@@ -4,10 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_mi.losses import gaussian_kernel
-from keras_mi.losses import mmd2
-from keras_mi.losses import pairwise_squared_distances
-from keras_mi.losses import softmax_mmd2
+from keras_mi.losses import gaussian_kernel, mmd2, pairwise_squared_distances, softmax_mmd2
 
 
 def np_kernel(a, b, sigmas):

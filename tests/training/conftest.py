@@ -18,7 +18,11 @@ def toy():
 def _make_net(seed=0, features=12, classes=4):
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
-        [keras.Input((features,)), keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(classes)]
+        [
+            keras.Input((features,)),
+            keras.layers.Dense(32, activation="tanh"),
+            keras.layers.Dense(classes),
+        ]
     )
 
 

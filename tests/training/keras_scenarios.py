@@ -68,7 +68,9 @@ def _net(seed=0):
 def _frozen_model(net, reference):
     """weight=0 and a zero learning rate: the outputs, hence the MMD², never change."""
     model = MMDModel(net, reference=reference, weight=0.0, sigma=SIGMA, seed=0)
-    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -88,7 +90,8 @@ def set_reference_after_tracing():
     path = os.path.join(tempfile.mkdtemp(), "m.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    out["loaded_eval_none"] = loaded.evaluate(x, y, batch_size=n, verbose=0, return_dict=True)["mmd"]
+    evaluated = loaded.evaluate(x, y, batch_size=n, verbose=0, return_dict=True)
+    out["loaded_eval_none"] = evaluated["mmd"]
     loaded.set_reference(*ref_a)
     out["loaded_val_a"] = loaded.fit(x, y, batch_size=n, epochs=1, verbose=0,
                                      validation_data=(x, y)).history["val_mmd"][0]
@@ -101,7 +104,7 @@ def set_reference_after_tracing():
 
 
 class SubclassedNet(keras.Model):
-    """A subclassed classifier: no static ``output_shape``."""
+    """A subclassed classifier: no static `output_shape`."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -123,7 +126,11 @@ def subclassed_model():
         if called:
             net(x[:2])
         model = MMDModel(net, reference=(xr, yr), weight=1.0, sigma=SIGMA, seed=0)
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.compile(
+            "adam",
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         history = model.fit(x, y, batch_size=20, epochs=2, verbose=0).history
         out["called" if called else "uncalled"] = {"mmd": history["mmd"], "loss": history["loss"],
                                                    "num_classes": model.num_classes}
@@ -177,7 +184,9 @@ def tensorboard_tags():
     xr, yr = train_data(seed=5)
     log_dir = tempfile.mkdtemp()
     model = MMDModel(_net(), reference=(xr, yr), weight=1.0, sigma=SIGMA, seed=0)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     history = model.fit(x, y, batch_size=20, epochs=2, verbose=0, validation_data=(xr, yr),
                         callbacks=[keras.callbacks.TensorBoard(log_dir)]).history
     scalars = {}
@@ -185,8 +194,10 @@ def tensorboard_tags():
         acc = event_accumulator.EventAccumulator(os.path.join(log_dir, run),
                                                  size_guidance={event_accumulator.TENSORS: 0})
         acc.Reload()
-        scalars[run] = {tag: [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
-                        for tag in acc.Tags()["tensors"]}
+        scalars[run] = {
+            tag: [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+            for tag in acc.Tags()["tensors"]
+        }
     return {"history": {k: history[k] for k in ("mmd", "gap", "val_mmd")}, "scalars": scalars,
             "event_files": len(glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*")))}
 

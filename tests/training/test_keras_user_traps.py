@@ -15,10 +15,10 @@ import subprocess
 import sys
 
 import keras
+import keras_scenarios as sc
 import numpy as np
 import pytest
 
-import keras_scenarios as sc
 from keras_mi.attacks import run_on_model
 from keras_mi.training import MMDModel
 
@@ -29,7 +29,12 @@ BACKENDS = ["tensorflow", "jax"]
 @pytest.fixture(scope="module")
 def jax_results():
     """All scenarios on the JAX backend, in one subprocess (one JAX start-up)."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     proc = subprocess.run([sys.executable, sc.__file__], capture_output=True, text=True, env=env,
                           timeout=600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -102,11 +107,16 @@ def test_tensorboard_writes_mmd_gap_and_val_mmd(backend, scenario):
 
 def test_tensorboard_and_its_requirements_are_pinned():
     base = (ROOT / "requirements" / "base.in").read_text().split()
-    lock = dict(line.split("==") for line in (ROOT / "requirements" / "lock.txt").read_text().split())
+    lock = dict(
+        line.split("==") for line in (ROOT / "requirements" / "lock.txt").read_text().split()
+    )
     lock = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in lock.items()}
     assert "tensorboard" in base
     assert lock["tensorboard"] == importlib.metadata.version("tensorboard")
-    assert lock["tensorboard"].split(".")[:2] == importlib.metadata.version("tensorflow").split(".")[:2]
+    assert (
+        lock["tensorboard"].split(".")[:2]
+        == importlib.metadata.version("tensorflow").split(".")[:2]
+    )
     for req in importlib.metadata.requires("tensorboard"):
         name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", req).group()).lower()
         if name == "setuptools":  # pip freeze never lists it (nor does the lock for TensorFlow)
@@ -120,7 +130,9 @@ def test_paper_schedule_mmd_pass_skips_validation_split(monkeypatch):
     xr, yr = sc.train_data(n=30, seed=5)
     xr[:, 0] = -1.0
     model = MMDModel(sc._net(), reference=(xr, yr), schedule="paper", gap_threshold=-1.0, seed=0)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     seen = []
     real = model.train_on_batch
 
@@ -162,7 +174,9 @@ def test_run_on_model_refuses_softmax_outputs_and_accepts_from_logits_false():
     with pytest.raises(ValueError, match="from_logits=False"):
         run_on_model(softmax_net, members, non_members, attacks=["loss"])
     want = run_on_model(logits_net, members, non_members, attacks=["loss", "entropy"])
-    got = run_on_model(softmax_net, members, non_members, attacks=["loss", "entropy"], from_logits=False)
+    got = run_on_model(
+        softmax_net, members, non_members, attacks=["loss", "entropy"], from_logits=False
+    )
     # log(softmax(z)) = z - logsumexp(z): the same softmax, so the same scores and AUCs.
     for name in ("loss", "entropy"):
         assert got.get(name).auc == pytest.approx(want.get(name).auc, abs=1e-6)

@@ -30,9 +30,12 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 out = {"replicas": strategy.num_replicas_in_sync}
 with strategy.scope():
     for schedule in ("summed", "paper"):
-        net = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(4)])
-        model = MMDModel(net, reference=(x[160:], y[160:]), schedule=schedule, gap_threshold=-1.0, seed=0)
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        net = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="tanh"),
+                                keras.layers.Dense(4)])
+        model = MMDModel(net, reference=(x[160:], y[160:]), schedule=schedule,
+                         gap_threshold=-1.0, seed=0)
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
         out[schedule] = model.fit(x[:160], y[:160], batch_size=32, epochs=2, verbose=0).history
 print("RESULT " + json.dumps(out))
 """
@@ -45,16 +48,21 @@ from keras_mi.training import MMDModel
 out = {"tf_loaded": "tensorflow" in sys.modules}
 for schedule in ("summed", "paper"):
     keras.utils.set_random_seed(0)
-    net = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(4)])
-    model = MMDModel(net, reference=(x[160:], y[160:]), schedule=schedule, gap_threshold=-1.0, seed=0)
-    model.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    net = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="tanh"),
+                            keras.layers.Dense(4)])
+    model = MMDModel(net, reference=(x[160:], y[160:]), schedule=schedule, gap_threshold=-1.0,
+                     seed=0)
+    model.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
     onehot = np.eye(4, dtype="float32")[y[:160]]
+    val_onehot = np.eye(4, dtype="float32")[y[160:]]
     out[schedule] = model.fit(x[:160], onehot, batch_size=32, epochs=2, verbose=0,
-                              validation_data=(x[160:], np.eye(4, dtype="float32")[y[160:]])).history
+                              validation_data=(x[160:], val_onehot)).history
 path = os.path.join(tempfile.mkdtemp(), "m.keras")
 model.save(path)
 loaded = keras.saving.load_model(path, safe_mode=True)
-out["same_predictions"] = bool(np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0)))
+out["same_predictions"] = bool(np.array_equal(loaded.predict(x, verbose=0),
+                                              model.predict(x, verbose=0)))
 print("RESULT " + json.dumps(out))
 """
 
@@ -62,7 +70,8 @@ print("RESULT " + json.dumps(out))
 def run_script(code, **env):
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full_env, timeout=600
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, env=full_env, timeout=600,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]

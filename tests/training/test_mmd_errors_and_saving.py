@@ -19,6 +19,10 @@ SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         ({"gap_threshold": 3.0}, "gap_threshold"),
         ({"kernel": "cauchy"}, "kernel"),
         ({"statistic": "confidence"}, "statistic"),
+        ({"reference_multiple": 0}, "reference_multiple"),
+        ({"reference_multiple": 1.5}, "reference_multiple"),
+        ({"reference_multiple": True}, "reference_multiple"),
+        ({"reference_multiple": 2, "unbiased": True}, "biased"),
     ],
 )
 def test_bad_hyperparameters(make_net, toy, kwargs, match):
@@ -93,15 +97,25 @@ def test_dataset_label_width_checked(make_net, toy):
 def test_save_load_round_trip(make_net, toy, tmp_path):
     x, y = toy
     big_reference = (np.repeat(x, 20, axis=0), np.repeat(y, 20))  # ~460 KB of inputs
-    model = compiled(MMDModel(make_net(), reference=big_reference, weight=1.5, sigma=[0.5, 1.0], seed=4,
-                              kernel="imq", statistic="log_odds"))
+    model = compiled(
+        MMDModel(
+            make_net(),
+            reference=big_reference,
+            weight=1.5,
+            sigma=[0.5, 1.0],
+            seed=4,
+            kernel="imq",
+            statistic="log_odds",
+            reference_multiple=2,
+        )
+    )
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     path = tmp_path / "mmd.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded, MMDModel)
     assert (loaded.weight, loaded.sigma, loaded.seed) == (1.5, [0.5, 1.0], 4)
-    assert (loaded.kernel, loaded.statistic) == ("imq", "log_odds")
+    assert (loaded.kernel, loaded.statistic, loaded.reference_multiple) == ("imq", "log_odds", 2)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     # The reference set is not in the file.
     inner = tmp_path / "inner.keras"

@@ -83,6 +83,33 @@ def test_log_odds_statistic_is_class_mmd_of_true_class_log_odds(make_net, toy, k
     assert got == pytest.approx(ce + 0.7 * mmd, rel=1e-5)
 
 
+def test_reference_multiple_compares_each_class_with_more_reference_rows(make_net, toy):
+    x, y = toy
+    # Two reference rows per class; a multiple of 2 draws each row of a class
+    # equally often, so each class's reference sample is exactly its two rows.
+    rows = [int(i) for c in range(4) for i in np.nonzero(y == c)[0][:2]]
+    xr, yr = x[rows], y[rows]
+    model = MMDModel(make_net(), reference=(xr, yr), weight=1.3, sigma=0.5, seed=0,
+                     reference_multiple=2)
+    model.compile("sgd", SCCE)
+    xb, yb = x[100:164], y[100:164]
+    logits = model(xb)
+    got = float(ops.convert_to_numpy(model.compute_loss(xb, yb, logits, training=True)))
+    p = softmax(ops.convert_to_numpy(logits))
+    pr = softmax(ops.convert_to_numpy(model(xr)))
+
+    def k(u, v):
+        return np.exp(-((u[:, None, :] - v[None, :, :]) ** 2).sum(-1) / (2 * 0.25))
+
+    mmd = sum((yb == c).mean() * (k(p[yb == c], p[yb == c]).mean()
+                                   + k(pr[yr == c], pr[yr == c]).mean()
+                                   - 2 * k(p[yb == c], pr[yr == c]).mean())
+              for c in np.unique(yb))
+    ce = -np.mean(np.log(p[np.arange(len(yb)), yb]))
+    assert mmd > 1e-4
+    assert got == pytest.approx(ce + 1.3 * mmd, rel=1e-5)
+
+
 @pytest.mark.parametrize("encoding", ["int", "int_col", "onehot", "soft"])
 def test_reference_batch_is_class_matched(make_net, toy, encoding):
     x, y = toy
@@ -94,7 +121,11 @@ def test_reference_batch_is_class_matched(make_net, toy, encoding):
         "onehot": np.eye(4, dtype="float32")[yb],
         "soft": 0.7 * np.eye(4, dtype="float32")[yb] + 0.1,
     }[encoding]
-    idx = ops.convert_to_numpy(model._reference_indices(model._labels_of(ops.convert_to_tensor(labels), ops.zeros((96, 4)))))
+    idx = ops.convert_to_numpy(
+        model._reference_indices(
+            model._labels_of(ops.convert_to_tensor(labels), ops.zeros((96, 4)))
+        )
+    )
     ref_labels = ops.convert_to_numpy(model.reference.labels)
     np.testing.assert_array_equal(ref_labels[idx], yb)
     # Without replacement: no repeats within a class (each class has >= 40 rows).
@@ -109,7 +140,9 @@ def test_replace_true_is_class_matched_and_wraps_when_short(make_net, toy):
     xr, yr = one_per_class(x, y)
     for replace in (True, False):
         model = MMDModel(make_net(), reference=(xr, yr), replace=replace, seed=2)
-        idx = ops.convert_to_numpy(model._reference_indices(ops.convert_to_tensor(y[:50].astype("int32"))))
+        idx = ops.convert_to_numpy(
+            model._reference_indices(ops.convert_to_tensor(y[:50].astype("int32")))
+        )
         np.testing.assert_array_equal(ops.convert_to_numpy(model.reference.labels)[idx], y[:50])
 
 
@@ -145,7 +178,9 @@ def test_reference_outputs_get_no_gradient(make_net, toy, per_class):
     model.set_reference(xr, yr)
     with tf.GradientTape() as tape:
         tape.watch(xr_t)
-        out = mmd2(tf.nn.softmax(model(xb)), tf.stop_gradient(tf.nn.softmax(model(tf.gather(xr_t, yb)))))
+        out = mmd2(
+            tf.nn.softmax(model(xb)), tf.stop_gradient(tf.nn.softmax(model(tf.gather(xr_t, yb))))
+        )
     assert tape.gradient(out, xr_t) is None
 
 
@@ -154,14 +189,20 @@ def test_fit_summed_arrays_and_dataset_log_mmd_and_gap(make_net, toy):
     x, y = toy
     model = MMDModel(make_net(), reference=(x[320:], y[320:]), weight=3.0, seed=0)
     model.compile("adam", SCCE, metrics=["accuracy"])
-    hist = model.fit(x[:320], y[:320], batch_size=32, epochs=2, verbose=0, validation_data=(x[320:], y[320:]))
+    hist = model.fit(
+        x[:320], y[:320], batch_size=32, epochs=2, verbose=0, validation_data=(x[320:], y[320:])
+    )
     h = hist.history
     assert {"mmd", "val_mmd", "gap", "accuracy", "val_accuracy"} <= set(h)
     assert all(v > 0 for v in h["mmd"])
-    np.testing.assert_allclose(h["gap"], np.array(h["accuracy"]) - np.array(h["val_accuracy"]), atol=1e-9)
+    np.testing.assert_allclose(
+        h["gap"], np.array(h["accuracy"]) - np.array(h["val_accuracy"]), atol=1e-9
+    )
     onehot = np.eye(4, dtype="float32")[y[:320]]
     ds = tf.data.Dataset.from_tensor_slices((x[:320], onehot)).batch(32)
-    model.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        "adam", keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     h2 = model.fit(ds, epochs=1, verbose=0).history
     assert h2["mmd"][0] > 0 and np.isfinite(h2["loss"][0])
 
@@ -188,14 +229,18 @@ def test_mmd_steps_pull_train_outputs_towards_reference_outputs(make_net, toy):
 
 def test_paper_schedule_passes_and_last_epoch(make_net, toy):
     x, y = toy
-    model = MMDModel(make_net(), reference=(x[320:], y[320:]), schedule="paper", gap_threshold=-1.0, seed=0)
+    model = MMDModel(
+        make_net(), reference=(x[320:], y[320:]), schedule="paper", gap_threshold=-1.0, seed=0
+    )
     model.compile("adam", SCCE, metrics=["accuracy"])
     h = model.fit(x[:320], y[:320], batch_size=64, epochs=3, verbose=0).history
     assert h["mmd_pass"] == [1.0, 1.0, 0.0]
     assert np.isfinite(h["mmd_pass_mmd"][:2]).all() and np.isnan(h["mmd_pass_mmd"][2])
     assert len(h["gap"]) == 3
     # The MMD pass moves the weights: same run with no pass ends elsewhere.
-    never = MMDModel(make_net(), reference=(x[320:], y[320:]), schedule="paper", gap_threshold=1.0, seed=0)
+    never = MMDModel(
+        make_net(), reference=(x[320:], y[320:]), schedule="paper", gap_threshold=1.0, seed=0
+    )
     never.compile("adam", SCCE, metrics=["accuracy"])
     h2 = never.fit(x[:320], y[:320], batch_size=64, epochs=3, verbose=0).history
     assert h2["mmd_pass"] == [0.0, 0.0, 0.0]

@@ -14,12 +14,14 @@ def test_arrays_cover_every_row_once_and_shuffle_with_seed():
     seen = np.concatenate([b[1] for b in batches])
     assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
     np.testing.assert_array_equal(np.concatenate([b[0][:, 0] for b in batches]), seen)
-    assert [b[1].tolist() for b in iterate_batches(x, y, 4, seed=3)] == [b[1].tolist() for b in batches]
+    again = iterate_batches(x, y, 4, seed=3)
+    assert [b[1].tolist() for b in again] == [b[1].tolist() for b in batches]
 
 
 def test_dataset_and_steps_cap():
     tf = pytest.importorskip("tensorflow")
-    ds = tf.data.Dataset.from_tensor_slices((np.zeros((10, 2)), np.arange(10), np.ones(10))).batch(3)
+    rows = (np.zeros((10, 2)), np.arange(10), np.ones(10))
+    ds = tf.data.Dataset.from_tensor_slices(rows).batch(3)
     batches = list(iterate_batches(ds, None, steps=2))
     assert [b[1].tolist() for b in batches] == [[0, 1, 2], [3, 4, 5]]
 
