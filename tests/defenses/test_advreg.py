@@ -129,6 +129,7 @@ def overfit(weight):
     return model, before, model.attack_accuracy((x[:n], y[:n]), (x[n:], y[n:])), (x, y, n)
 
 
+@pytest.mark.slow
 def test_inference_model_learns_and_the_defense_fights_it():
     """λ = 0: the inference model separates members from reference rows;
     λ = 10 (the authors' Location value) keeps it much closer to chance."""
@@ -210,6 +211,7 @@ print("RESULT " + json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_runs_under_jax(case):
     x, y, w, a, b, x_ref, y_ref = case
     env = dict(os.environ, KERAS_BACKEND="jax")

@@ -242,6 +242,7 @@ print("RESULT " + json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_runs_under_jax(batch):
     x, y, w = batch
     env = dict(os.environ, KERAS_BACKEND="jax")

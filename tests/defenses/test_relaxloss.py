@@ -207,6 +207,7 @@ print("RESULT " + json.dumps({"loss": hist["loss"], "seen": seen, "epoch": int(m
 """
 
 
+@pytest.mark.slow
 def test_runs_under_jax(batch):
     x, y, w = batch
     env = dict(os.environ, KERAS_BACKEND="jax")
