@@ -11,12 +11,15 @@ Keras nor TensorFlow.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import List
 
 from keras_mi.defenses import dpsgd as _dpsgd
 from keras_mi.defenses.registry import DefenseEntry, FitPlan, register_defense
-from keras_mi.defenses.settings import (ConfidencePenaltySettings, EarlyStoppingSettings,
-                                        LabelSmoothingSettings)
+from keras_mi.defenses.settings import (
+    ConfidencePenaltySettings,
+    EarlyStoppingSettings,
+    LabelSmoothingSettings,
+)
 
 
 def _sparse_ce():
@@ -87,7 +90,8 @@ def build_label_smoothing(model, config, data, num_classes, seed, argument=None)
 
 def build_confidence_penalty(model, config, data, num_classes, seed, argument=None) -> FitPlan:
     """:class:`~keras_mi.defenses.confidence_penalty.ConfidencePenalty` (β)."""
-    from keras_mi.defenses.confidence_penalty import ConfidencePenalty  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from keras_mi.defenses.confidence_penalty import ConfidencePenalty
 
     return FitPlan(model, loss=ConfidencePenalty(beta=config.confidence_penalty.beta),
                    data=data["train"])

@@ -91,8 +91,8 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
 def _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
                      num_classes, architecture, seed, verbose):
     """``train_outputs`` with the Keras 3 / JAX trainer (Poisson batches)."""
-    from keras_mi.baselines.dpsgd_keras_subprocess import (  # pylint: disable=import-outside-toplevel
-        train_dpsgd_keras_subprocess)
+    # pylint: disable-next=import-outside-toplevel
+    from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess
 
     result = train_dpsgd_keras_subprocess(
         splits["members"], splits["non_members"], input_shape=tuple(input_shape),
@@ -118,8 +118,8 @@ def check_data(config, facts, argument: Optional[float]) -> List[str]:
     calibration, so that calibration (seconds) runs here too, before the
     output folder is claimed.
     """
-    from keras_mi.baselines.accounting import (  # pylint: disable=import-outside-toplevel
-        noise_multiplier_for_epsilon, validate_dp_arguments)
+    # pylint: disable-next=import-outside-toplevel
+    from keras_mi.baselines.accounting import noise_multiplier_for_epsilon, validate_dp_arguments
 
     dp, errors = config.dpsgd, []
     batch = dp.batch_size or config.training.batch_size

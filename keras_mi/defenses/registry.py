@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 #: name -> DefenseEntry, in registration order.
@@ -165,7 +166,9 @@ class DefenseEntry:
 
     def epsilon(self, config, argument=None) -> Optional[float]:
         """The accountant's ε of a DP defense (None for the others)."""
-        return None if self.accountant_epsilon is None else self.accountant_epsilon(config, argument)
+        if self.accountant_epsilon is None:
+            return None
+        return self.accountant_epsilon(config, argument)
 
 
 def register_defense(entry: DefenseEntry, *, replace: bool = False) -> DefenseEntry:
@@ -308,4 +311,5 @@ def _ensure_builtins() -> None:
     global _LOADED  # pylint: disable=global-statement
     if not _LOADED:
         _LOADED = True
-        from keras_mi.defenses import builtin  # pylint: disable=import-outside-toplevel,unused-import
+        # Importing the module runs its register_defense calls.
+        importlib.import_module("keras_mi.defenses.builtin")

@@ -17,11 +17,17 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from keras_mi.experiment import store
 from keras_mi.defenses import resolve_defense
+from keras_mi.experiment import store
 from keras_mi.experiment.config import ExperimentConfig
-from keras_mi.experiment.train import (TrainedModel, model_seed, seed_everything, train_defense,
-                                       train_dpsgd_defense, train_keras_defense)
+from keras_mi.experiment.train import (
+    TrainedModel,
+    model_seed,
+    seed_everything,
+    train_defense,
+    train_dpsgd_defense,
+    train_keras_defense,
+)
 from keras_mi.outputs import ModelOutputs
 
 

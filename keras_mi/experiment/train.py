@@ -99,8 +99,9 @@ def _with_augmentation(model, input_shape, seed: int):
     return keras.Model(inputs, model(h))
 
 
-def train_keras_defense(defense: str, config: ExperimentConfig, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                        input_shape, num_classes: int, architecture: str, seed: int,
+def train_keras_defense(defense: str, config: ExperimentConfig,
+                        data: Dict[str, Tuple[np.ndarray, np.ndarray]], input_shape,
+                        num_classes: int, architecture: str, seed: int,
                         verbose: int = 0) -> TrainedModel:
     """Trains any Keras defense of the registry on ``data["train"]``.
 

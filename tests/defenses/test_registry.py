@@ -14,8 +14,13 @@ from keras_mi import defenses
 from keras_mi.defenses import DefenseEntry, FitPlan
 from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe
 from keras_mi.experiment.config import parse_defense
-from keras_mi.experiment.train import (_with_augmentation, make_optimizer, seed_everything,
-                                       train_defense, train_keras_defense)
+from keras_mi.experiment.train import (
+    _with_augmentation,
+    make_optimizer,
+    seed_everything,
+    train_defense,
+    train_keras_defense,
+)
 
 
 def three_class(n, seed):

@@ -187,7 +187,7 @@ def test_the_three_defenses_train_under_the_jax_backend():
     proc = subprocess.run([sys.executable, "-c", _JAX_SCRIPT], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
+    line = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")][-1]
     got = json.loads(line[len("RESULT"):])
     assert got["label_smoothing"] and got["confidence_penalty"] and got["early_stopping"]
     assert got["backend"] == "jax"
