@@ -54,6 +54,10 @@ GRID = {
     "softmax_gauss_s0.05,0.1_l1": dict(statistic="softmax", kernel="gaussian",
                                        sigma=[0.05, 0.1], weight=1.0),
     "softmax_imq_s0.1_l0.5": dict(statistic="softmax", kernel="imq", sigma=[0.1], weight=0.5),
+    "softmax_gauss_s0.1_l1_m4": dict(statistic="softmax", kernel="gaussian", sigma=[0.1],
+                                     weight=1.0, reference_multiple=4),
+    "softmax_gauss_s0.1_l2_m4": dict(statistic="softmax", kernel="gaussian", sigma=[0.1],
+                                     weight=2.0, reference_multiple=4),
 }
 
 ATTACKS = ["loss", "lira_online", "lira_offline", "lira_online_fixed_var",
@@ -113,7 +117,8 @@ def make_train_fn(settings, reference, num_classes, epochs):
         keras.utils.set_random_seed(int(seed))
         model = build_model("mlp_tanh", x.shape[1:], num_classes, seed=int(seed))
         trainable = model
-        mmd = {k: settings[k] for k in ("statistic", "kernel", "sigma", "weight") if k in settings}
+        mmd = {k: settings[k] for k in ("statistic", "kernel", "sigma", "weight",
+                                        "reference_multiple") if k in settings}
         if mmd:
             trainable = MMDModel(model, reference=reference, per_class=True, seed=int(seed), **mmd)
         alpha = settings.get("mixup_alpha")
