@@ -26,13 +26,15 @@ $(STAMP): requirements/base.in requirements/lock.txt requirements/no-deps.txt se
 # then the suite, which also runs every docstring example (tests/test_doctests.py).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(PYTEST_ARGS) --ignore=tests/bench tests
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-mi evaluate --out $(DEMO_OUT)
 
+# Every bench/*.py --quick, each in its own process (tests/bench); CI runs it
+# after `make test`.
 bench-quick: $(STAMP)
-	for f in bench/*.py; do $(PY) $$f --quick || exit 1; done
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests/bench
 
 # Re-pin after changing requirements/base.in (run on the reference machine).
 lock: $(STAMP)
