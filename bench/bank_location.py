@@ -20,6 +20,18 @@ protocol (``--no-dp-jax`` skips it).
 
   python bench/bank_location.py --quick                 # CI: tiny banks, < 2 min
   python bench/bank_location.py --out docs/results/bank_location/runs
+
+``--dp-tuned EPS:ARCH:BATCH:STEPS:LR:CLIP ...`` trains only DP-SGD banks, one
+per setting (e.g. the configurations ``bench/dpsgd_grid.py`` chose), on the
+same split, pool and halves as the evaluate run of that seed, all 16 models
+of a bank in one JAX child process (``keras-mi evaluate`` with
+``dpsgd.implementation=keras_jax`` starts one child per model, minutes each
+on the loaded 2-core VM); each bank is attacked with the adaptive protocol
+and gets the same empirical ε lower bound as an evaluate DP bank
+(``audit.empirical_epsilon_of_attacks`` over every attack, δ of the bank):
+
+  python bench/bank_location.py --seeds 0 --dp-tuned 1:linear:1000:50:1:1 \
+      4:linear:1000:50:4:1 8:linear:1000:25:8:1 --out runs/bench/dpsgd_bank
 """
 
 from __future__ import annotations
@@ -53,6 +65,9 @@ def parse_args(argv=None):
                    "default a temporary folder")
     p.add_argument("--no-dp-jax", action="store_true",
                    help="skip the Keras 3 / JAX DP-SGD bank")
+    p.add_argument("--dp-tuned", nargs="+", metavar="EPS:ARCH:BATCH:STEPS:LR:CLIP",
+                   default=None, help="DP-SGD banks only, one per setting (Keras 3 / JAX, "
+                                      "Poisson batches, RDP-calibrated noise)")
     p.add_argument("--dp-jax-worker", metavar="RUN", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.bank = args.bank or (4 if args.quick else 16)
@@ -114,7 +129,7 @@ def dp_jax_worker(run: pathlib.Path, num_models: int) -> None:
 
     from keras_mi.attacks import bank as kbank
     from keras_mi.attacks.lira import lira_pool
-    from keras_mi.baselines import train_dpsgd_keras
+    from keras_mi.baselines import noise_multiplier_for_epsilon, train_dpsgd_keras
     from keras_mi.data import MembershipSplit, load_dataset
     from keras_mi.experiment import ExperimentConfig
     from keras_mi.experiment.train import model_seed
@@ -126,13 +141,21 @@ def dp_jax_worker(run: pathlib.Path, num_models: int) -> None:
     dp, recipe = cfg.dpsgd, cfg.training
     pool = lira_pool((x[split.members], y[split.members]),
                      (x[split.non_members], y[split.non_members]))
+    architecture = dp.architecture or cfg.architecture
+
+    batch, epochs = dp.batch_size or recipe.batch_size, dp.epochs or recipe.epochs
+    n = len(pool[0]) // 2
+    # Every bank model trains on n records: one calibration serves them all
+    # (the same bisection train_dpsgd_keras runs for target_epsilon).
+    sigma = noise_multiplier_for_epsilon(dp.epsilon, n, batch, epochs, dp.delta, "rdp",
+                                         steps=epochs * (n // batch))
 
     def train_fn(xt, yt, seed):
+        assert len(xt) == n, (len(xt), n)
         keras.utils.set_random_seed(int(seed))
-        model = build_model(cfg.architecture, x.shape[1:], int(y.max()) + 1, seed=int(seed))
-        train_dpsgd_keras(model, xt, yt, target_epsilon=dp.epsilon, l2_norm_clip=dp.l2_norm_clip,
-                          batch_size=dp.batch_size or recipe.batch_size,
-                          epochs=dp.epochs or recipe.epochs, learning_rate=dp.learning_rate,
+        model = build_model(architecture, x.shape[1:], int(y.max()) + 1, seed=int(seed))
+        train_dpsgd_keras(model, xt, yt, noise_multiplier=sigma, l2_norm_clip=dp.l2_norm_clip,
+                          batch_size=batch, epochs=epochs, learning_rate=dp.learning_rate,
                           momentum=dp.momentum, delta=dp.delta, seed=int(seed))
         return model
 
@@ -163,6 +186,71 @@ def dp_jax_rows(run: pathlib.Path, args, seed, epsilon):
                      accuracy, seconds)
 
 
+def parse_dp_setting(text):
+    """``EPS:ARCH:BATCH:STEPS:LR:CLIP`` -> dict (steps over the bank's 1,000-record halves)."""
+    try:
+        eps, arch, batch, steps, lr, clip = text.split(":")
+        return {"epsilon": float(eps), "architecture": arch, "batch_size": int(batch),
+                "steps": int(steps), "learning_rate": float(lr), "l2_norm_clip": float(clip)}
+    except ValueError as err:
+        raise SystemExit(f"--dp-tuned {text!r}: expected EPS:ARCH:BATCH:STEPS:LR:CLIP ({err})")
+
+
+def dp_tuned_rows(args, seed, setting, out):
+    """One tuned DP-SGD bank: config + split written like evaluate's, trained in a JAX
+    child, attacked (adaptive), audited (empirical ε). Resumes from the folder."""
+    import subprocess
+
+    from keras_mi.attacks import bank as kbank
+    from keras_mi.baselines.accounting import default_delta
+    from keras_mi.baselines.audit import empirical_epsilon_of_attacks
+    from keras_mi.data import load_dataset
+    from keras_mi.experiment import get_preset
+    from keras_mi.experiment.report import bank_summary
+    from keras_mi.experiment.steps import plan_split
+
+    folder = out / f"seed{seed}" / f"dpsgd_eps{setting['epsilon']:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = get_preset("location")
+    half = (base.split.members + base.split.non_members) // 2
+    overrides = {"seed": seed, "bank.size": args.bank, "bank.non_adaptive": False,
+                 "defenses": [f"dpsgd:{setting['epsilon']:g}"],
+                 "dpsgd.epsilon": setting["epsilon"], "dpsgd.implementation": "keras_jax",
+                 "dpsgd.architecture": setting["architecture"],
+                 "dpsgd.batch_size": setting["batch_size"],
+                 "dpsgd.epochs": setting["steps"] // (half // setting["batch_size"]),
+                 "dpsgd.learning_rate": setting["learning_rate"],
+                 "dpsgd.l2_norm_clip": setting["l2_norm_clip"]}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    cfg = base.with_overrides(overrides)
+    cfg.validate()
+    (folder / "config.json").write_text(cfg.to_json())
+    x, y = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    plan_split(cfg, x, y).save(folder / "split.json")
+    t0 = time.perf_counter()
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    subprocess.run([sys.executable, __file__, "--dp-jax-worker", str(folder), "--bank",
+                    str(args.bank)], env=env, check=True)
+    seconds = time.perf_counter() - t0
+    dp_bank = kbank.load_bank(folder / "banks" / "dpsgd_jax", num_models=args.bank)
+    report = kbank.attack_bank(dp_bank, keep_scores=True)
+    delta = cfg.dpsgd.delta or default_delta(half)
+    audit = empirical_epsilon_of_attacks(
+        {r.name: (r.member_scores, r.non_member_scores) for r in report.results
+         if r.member_scores is not None}, delta=delta)
+    accuracy = kbank.model_accuracies(dp_bank)["population"]["median"]
+    name = (f"dpsgd ε={setting['epsilon']:g} ({setting['architecture']}, batch "
+            f"{setting['batch_size']}, {setting['steps']} steps, lr {setting['learning_rate']:g}, "
+            f"clip {setting['l2_norm_clip']:g})")
+    rows = bank_rows(seed, name, bank_summary({"adaptive": report, "non_adaptive": None}),
+                     accuracy, seconds)
+    for row in rows:
+        row.update(dp_setting=setting, empirical_epsilon=audit["epsilon"],
+                   empirical_epsilon_attack=audit["attack"], delta=delta)
+    return rows
+
+
 def fmt_tpr(point):
     if not point["resolved"]:
         return "n/a"
@@ -181,6 +269,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows = []
+    if args.dp_tuned:
+        return dp_tuned_main(args, out, start)
     for seed in args.seeds:
         folder = out / f"seed{seed}"
         print(f"== seed {seed}: bank of {args.bank} per defense -> {folder}", flush=True)
@@ -222,6 +312,31 @@ def main(argv=None):
           + " ".join(sys.argv[1:]))
     (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows,
                                                   "total_s": total}, indent=1))
+
+
+def dp_tuned_main(args, out, start):
+    settings = [parse_dp_setting(t) for t in args.dp_tuned]
+    rows = []
+    for seed in args.seeds:
+        for setting in settings:
+            print(f"== seed {seed}: DP-SGD bank of {args.bank}, {setting}", flush=True)
+            rows.extend(dp_tuned_rows(args, seed, setting, out))
+            (out / "results.json").write_text(json.dumps(
+                {"args": vars(args), "rows": rows, "total_s": time.perf_counter() - start},
+                indent=1))
+    print(f"\n## DP-SGD banks, Location ({args.bank} models each, adaptive, seeds "
+          f"{args.seeds})\n")
+    print("| defense | seed | test acc | strongest attack | AUC | TPR@1% [95% CI] | "
+          "TPR@0.1% [95% CI] | members above all | empirical ε (δ) | bank s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in (r for r in rows if r["strongest"]):
+        print(f"| {r['defense']} | {r['seed']} | {r['test_accuracy']:.3f} | {r['attack']} | "
+              f"{r['auc']:.3f} | {fmt_tpr(r['low_fpr']['0.01'])} | "
+              f"{fmt_tpr(r['low_fpr']['0.001'])} | {r['members_above_all']} | "
+              f"{r['empirical_epsilon']:.2f} ({r['delta']:g}) | {round(r['bank_s'])} |")
+    print(f"\ntotal wall time {time.perf_counter() - start:.0f}s; command: python "
+          "bench/bank_location.py " + " ".join(sys.argv[1:]))
+    return rows
 
 
 if __name__ == "__main__":

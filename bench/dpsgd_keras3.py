@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--members", type=int, default=None, help="training set size")
     p.add_argument("--rounds", type=int, default=None, help="timed DP/plain epoch pairs")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--architecture", default="mlp_tanh",
+                   help="e.g. linear (the tuned DP row: --batch-size 1000 --members 1000)")
     p.add_argument("--learning-rate", type=float, default=0.1)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--noise-multiplier", type=float, default=1.0)
@@ -79,7 +81,7 @@ def main(argv=None):
     _common.stamp(f"Location: {n} members, {d} features, batch {args.batch_size}, "
                   f"{args.rounds} timed rounds, backend {keras.backend.backend()}; out {out}")
 
-    plain = build_model("mlp_tanh", (d,), 30, seed=args.seed)
+    plain = build_model(args.architecture, (d,), 30, seed=args.seed)
     plain.compile(optimizer=keras.optimizers.SGD(args.learning_rate, momentum=args.momentum),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     plain_times = []
@@ -96,7 +98,7 @@ def main(argv=None):
         _common.stamp(f"  round {epoch}: DP {logs['epoch_time_s']:.3f}s "
                       f"plain {plain_times[-1]:.3f}s loss {logs['loss']:.3f}")
 
-    model = build_model("mlp_tanh", (d,), 30, seed=args.seed)
+    model = build_model(args.architecture, (d,), 30, seed=args.seed)
     result = train_dpsgd_keras(
         model, x, y, noise_multiplier=args.noise_multiplier, l2_norm_clip=args.l2_norm_clip,
         batch_size=args.batch_size, epochs=args.rounds + 1, learning_rate=args.learning_rate,
@@ -123,7 +125,8 @@ def main(argv=None):
               "dp_test_accuracy": accuracy(model), "plain_test_accuracy": accuracy(plain),
               "wall_time_s": time.perf_counter() - start}
     m = report["machine"]
-    text = (f"# DP-SGD (Keras 3 / JAX) vs plain epoch on Location (MLP-tanh, {n} members, "
+    text = (f"# DP-SGD (Keras 3 / JAX) vs plain epoch on Location ({args.architecture}, {n} "
+            f"members, "
             f"batch {args.batch_size})\n\n"
             f"{m['date_utc']}, {m['cpu_count']} CPU cores, devices {m.get('jax_devices')}; "
             f"per-example path `{result.per_example_method}`, Poisson batches "

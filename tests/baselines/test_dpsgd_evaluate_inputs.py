@@ -14,7 +14,8 @@ from keras_mi import cli
 BASE = ["--defenses", "dpsgd", "--attacks", "loss", "--epochs", "1",
         "--set", "split.members=100", "--set", "split.non_members=100",
         "--set", "split.reference=100", "--set", "split.test=100", "--set", "split.shadow=0",
-        "--set", "dpsgd.batch_size=50", "--set", "dpsgd.epochs=2"]
+        "--set", "dpsgd.batch_size=50", "--set", "dpsgd.epochs=2",
+        "--set", "dpsgd.implementation=tf_privacy"]  # the location preset's is keras_jax
 JAX = ["--set", "dpsgd.implementation=keras_jax"]
 
 CASES = {
