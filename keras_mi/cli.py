@@ -23,8 +23,8 @@ EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    from keras_mi.defenses import defense_entries  # pylint: disable=import-outside-toplevel
-    from keras_mi.experiment.presets import PRESETS  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import defense_entries
+    from keras_mi.experiment.presets import PRESETS
 
     parser = argparse.ArgumentParser(
         prog="keras-mi", description="Membership-inference attacks and defenses for Keras 3.")
@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(ev: argparse.ArgumentParser, presets, defenses) -> None:
-    ev.add_argument("--config", metavar="FILE", help="YAML or JSON config file (see --print-config)")
+    ev.add_argument("--config", metavar="FILE",
+                    help="YAML or JSON config file (see --print-config)")
     ev.add_argument("--preset", metavar="NAME",
                     help=f"start from a preset: {', '.join(presets)} (default: location)")
     ev.add_argument("--dataset", help="dataset name (e.g. location, cifar10)")
@@ -74,7 +75,8 @@ def _add_config_arguments(ev: argparse.ArgumentParser, presets, defenses) -> Non
     ev.add_argument("--bank", type=int, metavar="N",
                     help="shorthand for --set bank.size=N: the bank protocol, N models per "
                          "defense, each attacked with the others (even, 4..256; 0: off)")
-    ev.add_argument("--data-dir", help="folder with the raw data files (default $KERAS_MI_DATA_DIR)")
+    ev.add_argument("--data-dir",
+                    help="folder with the raw data files (default $KERAS_MI_DATA_DIR)")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config field, e.g. --set split.members=500 "
                          "--set training.lr_boundaries=[10,20] (repeatable)")
@@ -83,17 +85,21 @@ def _add_config_arguments(ev: argparse.ArgumentParser, presets, defenses) -> Non
                     help="replace a run of a different config in --out")
     ev.add_argument("--quiet", action="store_true", help="no progress output, no table")
     ev.add_argument("--print-config", action="store_true",
-                    help="print the resolved config as JSON and exit (a starting point for --config)")
+                    help="print the resolved config as JSON and exit "
+                         "(a starting point for --config)")
 
 
 def build_config(args: argparse.Namespace):
     """The :class:`ExperimentConfig` an ``evaluate`` command line asks for."""
-    from keras_mi.experiment.config import ExperimentConfig  # pylint: disable=import-outside-toplevel
-    from keras_mi.experiment.presets import DEFAULT_PRESET, get_preset  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.config import ExperimentConfig
+    from keras_mi.experiment.presets import DEFAULT_PRESET, get_preset
 
     if args.config and args.preset:
         raise ValueError("Give --config or --preset, not both (use --set to change a preset).")
-    config = ExperimentConfig.load(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
+    if args.config:
+        config = ExperimentConfig.load(args.config)
+    else:
+        config = get_preset(args.preset or DEFAULT_PRESET)
     overrides = {}
     if args.dataset:
         overrides["dataset"] = args.dataset
@@ -127,7 +133,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
-    from keras_mi.experiment.runner import run_experiment  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.runner import run_experiment
 
     run_experiment(config, args.out, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     return 0
@@ -138,7 +144,7 @@ def _shadow(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
-    from keras_mi.experiment.runner import train_lira_shadows  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.runner import train_lira_shadows
 
     done = train_lira_shadows(config, args.out, args.shadow_index, overwrite=args.overwrite,
                               verbose=0 if args.quiet else 1)
@@ -162,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    from keras_mi.experiment.store import ConfigMismatchError  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.store import ConfigMismatchError
 
     try:
         return _shadow(args) if args.command == "shadow" else _evaluate(args)

@@ -9,8 +9,13 @@ Example:
   >>> report = run_experiment(config, "runs/quick")  # doctest: +SKIP
 """
 
-from keras_mi.experiment.config import (DPSGDSettings, ExperimentConfig, SplitSizes,
-                                        TrainingRecipe, parse_defense)
+from keras_mi.experiment.config import (
+    DPSGDSettings,
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+    parse_defense,
+)
 from keras_mi.experiment.presets import DEFAULT_PRESET, available_presets, get_preset
 from keras_mi.experiment.runner import available_attacks, run_experiment
 from keras_mi.experiment.store import ConfigMismatchError
@@ -25,7 +30,7 @@ __all__ = [
 def __getattr__(name):
     # DEFENSES: kept for one release; keras_mi.defenses.defense_names() is the source.
     if name == "DEFENSES":
-        from keras_mi.defenses import defense_names  # pylint: disable=import-outside-toplevel
+        from keras_mi.defenses import defense_names
 
         return defense_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,10 +34,17 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from keras_mi import mmd_options
 from keras_mi.defenses.literature_settings import AdvRegSettings, HAMPSettings, RelaxLossSettings
-from keras_mi.defenses.registry import (config_errors, config_sections, defense_names,
-                                        resolve_defense)
-from keras_mi.defenses.settings import (ConfidencePenaltySettings, EarlyStoppingSettings,
-                                        LabelSmoothingSettings)
+from keras_mi.defenses.registry import (
+    config_errors,
+    config_sections,
+    defense_names,
+    resolve_defense,
+)
+from keras_mi.defenses.settings import (
+    ConfidencePenaltySettings,
+    EarlyStoppingSettings,
+    LabelSmoothingSettings,
+)
 
 
 def __getattr__(name):
@@ -307,7 +314,7 @@ class ExperimentConfig:
         except (OSError, UnicodeDecodeError) as err:
             raise ValueError(f"Config file {path} cannot be read as UTF-8 text ({err}).") from err
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml  # pylint: disable=import-outside-toplevel
+            import yaml
             try:
                 data = yaml.safe_load(text)
             except yaml.YAMLError as err:
@@ -347,12 +354,14 @@ class ExperimentConfig:
         for key, value in overrides.items():
             node = data
             parts = key.split(".")
+            unknown = (f"Unknown config key '{key}'; valid keys: "
+                       f"{', '.join(_keys(self.to_dict()))}.")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
-                    raise ValueError(f"Unknown config key '{key}'; valid keys: {', '.join(_keys(self.to_dict()))}.")
+                    raise ValueError(unknown)
                 node = node[part]
             if parts[-1] not in node:
-                raise ValueError(f"Unknown config key '{key}'; valid keys: {', '.join(_keys(self.to_dict()))}.")
+                raise ValueError(unknown)
             node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
         return type(self).from_dict(data)
 
@@ -369,11 +378,14 @@ class ExperimentConfig:
             errors.append(f"defenses lists a name twice: {self.defenses}.")
         t = self.training
         if t.optimizer not in OPTIMIZERS:
-            errors.append(f"training.optimizer '{t.optimizer}' is not one of {', '.join(OPTIMIZERS)}.")
+            errors.append(f"training.optimizer '{t.optimizer}' is not one of "
+                          f"{', '.join(OPTIMIZERS)}.")
         if t.lr_schedule not in LR_SCHEDULES:
-            errors.append(f"training.lr_schedule '{t.lr_schedule}' is not one of {', '.join(LR_SCHEDULES)}.")
+            errors.append(f"training.lr_schedule '{t.lr_schedule}' is not one of "
+                          f"{', '.join(LR_SCHEDULES)}.")
         if t.augmentation not in AUGMENTATIONS:
-            errors.append(f"training.augmentation '{t.augmentation}' is not one of {', '.join(AUGMENTATIONS)}.")
+            errors.append(f"training.augmentation '{t.augmentation}' is not one of "
+                          f"{', '.join(AUGMENTATIONS)}.")
         if t.epochs < 1 or t.batch_size < 1 or t.learning_rate <= 0:
             errors.append("training.epochs, batch_size and learning_rate must be positive.")
         errors.extend(_range_errors(self))
@@ -469,13 +481,11 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
          f"dpsgd.implementation '{dp.implementation}' is not one of "
          f"{', '.join(DPSGD_IMPLEMENTATIONS)}.")
     if dp.architecture is not None:
-        from keras_mi.models.architectures import (  # pylint: disable=import-outside-toplevel
-            available_architectures)
+        from keras_mi.models.architectures import available_architectures
         need(dp.architecture in available_architectures(),
              f"dpsgd.architecture '{dp.architecture}' is not one of "
              f"{', '.join(available_architectures())} (or null for the run's architecture).")
-    from keras_mi.baselines.dpsgd_worker import (  # pylint: disable=import-outside-toplevel
-        TF_PRIVACY_OPTIMIZERS)
+    from keras_mi.baselines.dpsgd_worker import TF_PRIVACY_OPTIMIZERS
     need(dp.tf_privacy_optimizer in TF_PRIVACY_OPTIMIZERS,
          f"dpsgd.tf_privacy_optimizer '{dp.tf_privacy_optimizer}' is not one of "
          f"{', '.join(TF_PRIVACY_OPTIMIZERS)}.")
@@ -492,7 +502,8 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
 def _bank_errors(config: "ExperimentConfig") -> List[str]:
     b, errors = config.bank, []
     if b.size != 0 and (b.size % 2 or not 4 <= b.size <= 256):
-        errors.append(f"bank.size must be 0 (no bank) or an even number from 4 to 256; got {b.size}.")
+        errors.append("bank.size must be 0 (no bank) or an even number from 4 to 256; "
+                      f"got {b.size}.")
     if b.queries not in BANK_QUERIES:
         errors.append(f"bank.queries '{b.queries}' is not one of {', '.join(BANK_QUERIES)}.")
     if b.query_shift < 1:
@@ -540,7 +551,7 @@ def _entry_or_none(name: str):
 
 
 def _parse_scalar(text: str):
-    import yaml  # pylint: disable=import-outside-toplevel
+    import yaml
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

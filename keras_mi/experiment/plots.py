@@ -19,8 +19,8 @@ from keras_mi.attacks.plots import log_roc_axes
 
 
 def _figure(size=(5.5, 4.5)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
-    from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib only when plotting
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=size)
     FigureCanvasAgg(fig)
@@ -65,7 +65,9 @@ def _privacy_point(row: Dict[str, Any], fpr: str):
         acc = bank.get("accuracy", {}).get("population", {}).get("median")
     else:
         best = row.get("strongest_attack")
-        acc = row["test_accuracy"] if row["test_accuracy"] is not None else row["non_member_accuracy"]
+        acc = row["test_accuracy"]
+        if acc is None:
+            acc = row["non_member_accuracy"]
     if best is None or acc is None:
         return None
     point = (best.get("low_fpr") or {}).get(fpr)

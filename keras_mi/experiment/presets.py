@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
-from keras_mi.experiment.config import (DPSGDSettings, ExperimentConfig, SplitSizes,
-                                        TrainingRecipe)
+from keras_mi.experiment.config import DPSGDSettings, ExperimentConfig, SplitSizes, TrainingRecipe
 
 _ALL_DEFENSES = ["none", "mixup", "mmd", "mmd+mixup", "dpsgd"]
 
@@ -83,8 +82,10 @@ def _paper_tabular(dataset: str, members: int) -> Callable[[], ExperimentConfig]
 PRESETS: Dict[str, Tuple[Callable[[], ExperimentConfig], str]] = {
     "location": (_location, "Location, MLP-tanh, 1,000 members, 30 epochs (DP-SGD 15): "
                             "minutes on 2 CPU cores"),
-    "paper-cifar10": (_paper_cifar("cifar10"), "CIFAR-10, AlexNet, the paper's SGD recipe (GPU)"),
-    "paper-cifar100": (_paper_cifar("cifar100"), "CIFAR-100, AlexNet, the paper's SGD recipe (GPU)"),
+    "paper-cifar10": (_paper_cifar("cifar10"),
+                      "CIFAR-10, AlexNet, the paper's SGD recipe (GPU)"),
+    "paper-cifar100": (_paper_cifar("cifar100"),
+                       "CIFAR-100, AlexNet, the paper's SGD recipe (GPU)"),
     "paper-purchase100": (_paper_tabular("purchase100", 20000), "Purchase100, MLP-tanh, Adam"),
     "paper-texas100": (_paper_tabular("texas100", 10000), "Texas100, MLP-tanh, Adam"),
 }

@@ -60,7 +60,8 @@ def bank_summary(reports: Dict[str, Any]) -> Dict[str, Any]:
       "accuracy": ...}`` (JSON-ready).
 
     Example:
-      >>> bank_summary({"adaptive": report})["adaptive"]["strongest_attack"]["name"]  # doctest: +SKIP
+      >>> summary = bank_summary({"adaptive": report})  # doctest: +SKIP
+      >>> summary["adaptive"]["strongest_attack"]["name"]  # doctest: +SKIP
       'lira_online_fixed_var'
     """
     row: Dict[str, Any] = {}
@@ -118,8 +119,10 @@ def build_report(config, facts, targets: Dict[str, Dict[str, Any]],
         attacks, others = {}, {}
         report = t.get("attacks")
         for r in (report.results if report is not None else []):
-            (attacks if r.is_membership else others)[r.name if r.is_membership
-                                                     else f"{r.name}[{r.positives}]"] = _attack_row(r)
+            if r.is_membership:
+                attacks[r.name] = _attack_row(r)
+            else:
+                others[f"{r.name}[{r.positives}]"] = _attack_row(r)
         row["attacks"] = attacks
         if others:
             row["other_checks"] = others
@@ -290,24 +293,32 @@ def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] 
     cfg, ds = report["config"], report["dataset"]
     t = cfg["training"]
     s = cfg["split"]
-    total = sum(v for k, v in (timings or {}).items() if k.startswith(("train/", "attacks/", "shadows/")))
+    total = sum(v for k, v in (timings or {}).items()
+                if k.startswith(("train/", "attacks/", "shadows/")))
     return "\n".join([
         f"# keras-mi privacy/utility report: {ds['name']}",
         "",
-        f"- model: `{ds['architecture']}`, {ds['num_classes']} classes, input {tuple(ds['input_shape'])}",
+        f"- model: `{ds['architecture']}`, {ds['num_classes']} classes, "
+        f"input {tuple(ds['input_shape'])}",
         f"- split: {s['members']} members / {s['non_members']} non-members / {s['reference']} "
-        f"reference / {s['test']} test / {s['shadow']} shadow pool (of {ds['pool_size']}), seed {cfg['seed']}",
-        f"- recipe: {t['optimizer']} lr {t['learning_rate']} ({t['lr_schedule']}), {t['epochs']} epochs, "
+        f"reference / {s['test']} test / {s['shadow']} shadow pool (of {ds['pool_size']}), "
+        f"seed {cfg['seed']}",
+        f"- recipe: {t['optimizer']} lr {t['learning_rate']} ({t['lr_schedule']}), "
+        f"{t['epochs']} epochs, "
         f"batch {t['batch_size']}, augmentation {t['augmentation']}; MMD λ={cfg['mmd_weight']} "
         f"σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), mixup α={cfg['mixup_alpha']}",
-        f"- config sha256: `{report['config_sha256'][:16]}…`; compute time (all sessions): {total:.1f} s",
+        f"- config sha256: `{report['config_sha256'][:16]}…`; "
+        f"compute time (all sessions): {total:.1f} s",
         "",
         "The strongest attack is chosen by advantage (max TPR − FPR). "
-        "Attack accuracy = 0.5 + advantage/2 on the balanced members/non-members; ε = ∞ means no DP guarantee. "
-        "TPR@FPR is the largest TPR with FPR ≤ the target, with a 95 % Clopper–Pearson interval; it is n/a when "
+        "Attack accuracy = 0.5 + advantage/2 on the balanced members/non-members; "
+        "ε = ∞ means no DP guarantee. "
+        "TPR@FPR is the largest TPR with FPR ≤ the target, with a 95 % Clopper–Pearson "
+        "interval; it is n/a when "
         "the non-members allow fewer than 10 false positives at that FPR.",
         "",
-        f"## Single target per defense ({s['members']} members vs {s['non_members']} non-members of one model)",
+        f"## Single target per defense ({s['members']} members vs {s['non_members']} "
+        "non-members of one model)",
         "",
         format_table(report, timings),
         "",
@@ -333,12 +344,14 @@ def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] 
 def write_all(out: pathlib.Path, report: Dict[str, Any], timings: Dict[str, float],
               curves: Optional[Dict[str, Any]] = None) -> None:
     """Writes report.json, report.md, roc.png and privacy_utility.png atomically."""
-    from keras_mi.experiment import plots  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment import plots
 
     store.write_json(out / "report.json", report, sort_keys=False)  # keeps the defense order
     store.write_text(out / "report.md", format_markdown(report, timings) + "\n")
     if curves:
-        store.atomic_write(out / "roc.png", lambda p: plots.roc_figure(curves).savefig(p, format="png", dpi=120), ".png")
-    store.atomic_write(out / "privacy_utility.png",
-                       lambda p: plots.privacy_utility_figure(report).savefig(p, format="png", dpi=120),
-                       ".png")
+        store.atomic_write(
+            out / "roc.png",
+            lambda p: plots.roc_figure(curves).savefig(p, format="png", dpi=120), ".png")
+    store.atomic_write(
+        out / "privacy_utility.png",
+        lambda p: plots.privacy_utility_figure(report).savefig(p, format="png", dpi=120), ".png")

@@ -42,7 +42,7 @@ def available_attacks() -> List[str]:
       >>> "loss" in available_attacks()
       True
     """
-    from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import runner as attack_runner
 
     return list(attack_runner.available_attacks())
 
@@ -53,7 +53,7 @@ def needs_shadows(config: ExperimentConfig) -> bool:
     Explicit attacks: when one of them needs shadows. ``attacks=None`` (every
     default attack): when the config provides a shadow pool and models.
     """
-    from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import runner as attack_runner
 
     if config.attacks is None:
         return config.split.shadow > 0 and config.num_shadow_models > 0
@@ -66,17 +66,19 @@ def validate_names(config: ExperimentConfig, data_given: bool = False) -> None:
     config.validate()
     errors = []
     if not data_given:
-        from keras_mi import data as kdata  # pylint: disable=import-outside-toplevel
+        from keras_mi import data as kdata
 
         names = list(kdata.available_datasets())
         if config.dataset not in names:
-            errors.append(f"Unknown dataset '{config.dataset}'; valid datasets: {', '.join(names)}.")
+            errors.append(f"Unknown dataset '{config.dataset}'; "
+                          f"valid datasets: {', '.join(names)}.")
     if config.architecture is not None:
-        from keras_mi.models import available_architectures  # pylint: disable=import-outside-toplevel
+        from keras_mi.models import available_architectures
 
         archs = list(available_architectures())
         if config.architecture not in archs:
-            errors.append(f"Unknown architecture '{config.architecture}'; valid: {', '.join(archs)}.")
+            errors.append(f"Unknown architecture '{config.architecture}'; "
+                          f"valid: {', '.join(archs)}.")
     if config.attacks is not None:
         valid = available_attacks()
         bad = [a for a in config.attacks if a not in valid]
@@ -85,7 +87,7 @@ def validate_names(config: ExperimentConfig, data_given: bool = False) -> None:
         if not config.attacks:
             errors.append("attacks is an empty list; name at least one (or null for all).")
     if not errors and needs_shadows(config):
-        from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
+        from keras_mi.attacks import runner as attack_runner
 
         shadowed = [a for a in config.attacks or [] if attack_runner.ATTACKS[a].needs_shadow]
         k = config.num_shadow_models
@@ -109,7 +111,7 @@ def load_pool(config: ExperimentConfig, data=None) -> Tuple[np.ndarray, np.ndarr
         facts = DatasetFacts(config.dataset, tuple(int(d) for d in x.shape[1:]),
                              int(y.max()) + 1, arch, len(x))
         return x, y, facts
-    from keras_mi import data as kdata  # pylint: disable=import-outside-toplevel
+    from keras_mi import data as kdata
 
     info = kdata.get_info(config.dataset)
     x, y = kdata.load_dataset(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir)
@@ -165,7 +167,7 @@ def check_sizes(config: ExperimentConfig, facts: DatasetFacts) -> None:
 
 def _architecture_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
     """The architecture's own checks (input rank, image size), without building it."""
-    from keras_mi.models.architectures import architecture_spec  # pylint: disable=import-outside-toplevel
+    from keras_mi.models.architectures import architecture_spec
 
     try:
         architecture_spec(facts.architecture, facts.input_shape, facts.num_classes)
@@ -181,7 +183,7 @@ def _defense_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
     E.g. class-matched reference batches (MMD), DP-SGD's accounting inputs
     and noise calibration. A message two defenses share is listed once.
     """
-    from keras_mi.defenses import resolve_defense  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import resolve_defense
 
     errors: List[str] = []
     for name in config.defenses:
@@ -237,7 +239,7 @@ def run_experiment(config: ExperimentConfig, out_dir, *, overwrite: bool = False
       >>> report = run_experiment(get_preset("location"), "runs/demo")  # doctest: +SKIP
       >>> report["defenses"]["none"]["attacks"]["loss"]["auc"]  # doctest: +SKIP
     """
-    from keras_mi.experiment import report as report_mod  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment import report as report_mod
 
     start = time.perf_counter()
     # Everything that can be refused is refused before store.claim writes

@@ -41,7 +41,7 @@ class Progress:
     def __init__(self, total: int, verbose: int):
         self.total, self.done, self.verbose, self.bar = total, 0, verbose, None
         if verbose > 0 and sys.stdout.isatty():
-            from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+            from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc="keras-mi evaluate", unit="step", file=sys.stdout)
 
@@ -76,7 +76,7 @@ def plan_split(config: ExperimentConfig, x, y):
     Made before the output folder is claimed, so sizes that do not fit or a
     reference set missing a member class are refused before anything is written.
     """
-    from keras_mi.data import MembershipSplit  # pylint: disable=import-outside-toplevel
+    from keras_mi.data import MembershipSplit
 
     s = config.split
     return MembershipSplit.create(x, y, members=s.members, reference=s.reference,
@@ -94,7 +94,7 @@ def split_step(config: ExperimentConfig, x, y, out: pathlib.Path, progress: Prog
     other index sets than the config gives, is refused: the models next to it
     may have been trained on it.
     """
-    from keras_mi.data import MembershipSplit  # pylint: disable=import-outside-toplevel
+    from keras_mi.data import MembershipSplit
 
     planned = plan_split(config, x, y) if planned is None else planned
     path = out / "split.json"
@@ -141,7 +141,8 @@ def train_step(defense: str, tag: str, config: ExperimentConfig, facts,
     meta_path, outputs_path = out / "meta" / f"{tag}.json", out / "outputs" / f"{tag}.npz"
     progress.step(f"train {defense}")
     seed = model_seed(config.seed, tag)
-    eval_splits = {r: roles[r] for r in ("members", "non_members", "reference", "test") if r in roles}
+    eval_splits = {r: roles[r] for r in ("members", "non_members", "reference", "test")
+                   if r in roles}
     if meta_path.exists() and outputs_path.exists():
         meta = store.reuse(meta_path, _read_meta)
         outputs = store.reuse(outputs_path, ModelOutputs.load_npz)
@@ -209,7 +210,7 @@ def _check_reused_target(defense, seed, meta, meta_path, outputs, outputs_path, 
 def _keep_dpsgd_model(work_dir: pathlib.Path, target: pathlib.Path) -> None:
     """Keeps the DP-SGD child's model (tf-keras ``.h5``, or ``.keras`` from the
     keras_jax trainer, under ``target`` with that suffix); drops its copy of the data."""
-    import shutil  # pylint: disable=import-outside-toplevel
+    import shutil
 
     for model in (work_dir / "out" / "model.h5", work_dir / "out" / "model.keras"):
         if model.exists():
@@ -226,7 +227,7 @@ def shadow_step(config: ExperimentConfig, facts,
     and architecture, without a defense (the attacker does not know it), on
     disjoint parts of the split's shadow pool, and shared by every target.
     """
-    from keras_mi.attacks.shadow import train_shadow_models  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks.shadow import train_shadow_models
 
     k = config.num_shadow_models
     folder = out / "shadows"
@@ -281,7 +282,7 @@ def lira_step(config: ExperimentConfig, facts,
     no defense) serves all of them. ``shadow_jobs`` writes one file per shadow
     as it finishes, so an interruption loses at most the shadow in training.
     """
-    from keras_mi.attacks import lira, shadow_jobs  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import lira, shadow_jobs
 
     k = config.num_lira_shadows
     folder = out / "shadows" / "lira"
@@ -326,7 +327,7 @@ def drop_damaged_models(folder: pathlib.Path) -> None:
     def read_all(path):
         with np.load(path, allow_pickle=False) as data:
             for key in data.files:
-                data[key]  # pylint: disable=pointless-statement  (decompress: finds truncation)
+                data[key]  # decompress: finds truncation
             if "logits" not in data.files or "in_mask" not in data.files:
                 raise ValueError("no 'logits' / 'in_mask' arrays")
 
@@ -338,7 +339,7 @@ def attack_step(tag: str, outputs, attacks: Optional[Sequence[str]], shadow_outp
                 config: ExperimentConfig, out: pathlib.Path, progress: Progress,
                 timings: Dict[str, float]):
     """Runs (or loads) every attack on one target; returns (AttackReport, ran)."""
-    from keras_mi.attacks import runner as attack_runner  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import runner as attack_runner
 
     path = out / "attacks" / f"{tag}.json"
     progress.step(f"attack {tag}")
@@ -363,7 +364,7 @@ def attack_step(tag: str, outputs, attacks: Optional[Sequence[str]], shadow_outp
 
 def read_attack_report(path: pathlib.Path):
     """An ``attacks/*.json`` file as an AttackReport; a bad one raises ValueError naming it."""
-    from keras_mi import attacks as kattacks  # pylint: disable=import-outside-toplevel
+    from keras_mi import attacks as kattacks
 
     try:
         report = kattacks.AttackReport.from_json(path.read_text(encoding="utf-8"))
@@ -397,10 +398,10 @@ def bank_recipe(config: ExperimentConfig, defense: str) -> str:
       >>> bank_recipe(ExperimentConfig(), "mmd")[:4]
       'mmd '
     """
-    import hashlib  # pylint: disable=import-outside-toplevel
-    import json  # pylint: disable=import-outside-toplevel
+    import hashlib
+    import json
 
-    from keras_mi.experiment.config import identity_dict  # pylint: disable=import-outside-toplevel
+    from keras_mi.experiment.config import identity_dict
 
     d = identity_dict(config)  # dpsgd.implementation only when not the default
     keys = ("dataset", "split", "architecture", "training", "seed", "mmd_weight", "mmd_sigma",
@@ -423,7 +424,7 @@ class _FixedLogits:
     """
 
     def __init__(self, pairs):
-        from keras_mi.attacks.shadow_jobs import pool_fingerprint  # pylint: disable=import-outside-toplevel
+        from keras_mi.attacks.shadow_jobs import pool_fingerprint
 
         self._fingerprint = lambda x: pool_fingerprint((x, np.zeros(len(x), np.int64)))
         self._logits = {self._fingerprint(x): logits for x, logits in pairs}
@@ -458,7 +459,7 @@ def bank_train_fn(defense: str, config: ExperimentConfig, facts,
                          "test": roles["test"]}, "work_dir": str(work)}
         trained = train_dpsgd_defense(defense, config, data, facts.input_shape,
                                       facts.num_classes, facts.architecture, int(seed))
-        import shutil  # pylint: disable=import-outside-toplevel
+        import shutil
 
         shutil.rmtree(work, ignore_errors=True)
         return _FixedLogits([(pool_x, trained.outputs.logits["non_members"]),
@@ -488,8 +489,8 @@ def bank_step(defense: str, config: ExperimentConfig, facts,
       >>> bank, trained = bank_step("mmd", config, facts, roles, out, progress,
       ...                           timings)  # doctest: +SKIP
     """
-    from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
-    from keras_mi.attacks import lira, shadow_jobs  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import bank as kbank
+    from keras_mi.attacks import lira, shadow_jobs
 
     b, tag = config.bank, store.safe_tag(defense)
     folder = out / "banks" / tag
@@ -534,8 +535,8 @@ def _bank_audit(defense: str, config: ExperimentConfig, report) -> Dict[str, Any
       fixed size, so "in" and "out" differ by a replacement, whose ε is up to
       twice the accountant's): read it as a sanity check, not an audit.
     """
-    from keras_mi.baselines.accounting import default_delta  # pylint: disable=import-outside-toplevel
-    from keras_mi.baselines.audit import empirical_epsilon_of_attacks  # pylint: disable=import-outside-toplevel
+    from keras_mi.baselines.accounting import default_delta
+    from keras_mi.baselines.audit import empirical_epsilon_of_attacks
 
     entry, argument = resolve_defense(defense)
     dp = config.dpsgd
@@ -561,7 +562,7 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
       ...                            timings)  # doctest: +SKIP
       >>> reports["adaptive"].strongest(by="low_fpr").name  # doctest: +SKIP
     """
-    from keras_mi.attacks import bank as kbank  # pylint: disable=import-outside-toplevel
+    from keras_mi.attacks import bank as kbank
 
     b, tag = config.bank, store.safe_tag(defense)
     progress.step(f"bank attacks {tag}")
@@ -570,7 +571,8 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
         if protocol == "non_adaptive" and shadows is None:
             done[protocol] = None
             continue
-        path = out / "attacks" / f"bank_{tag}{'' if protocol == 'adaptive' else '_non_adaptive'}.json"
+        suffix = "" if protocol == "adaptive" else "_non_adaptive"
+        path = out / "attacks" / f"bank_{tag}{suffix}.json"
         if store.reuse(path, read_attack_report) is None:
             t0 = time.perf_counter()
             entry, argument = resolve_defense(defense)

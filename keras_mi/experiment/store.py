@@ -62,7 +62,7 @@ def reuse(path, load: Callable[[pathlib.Path], Any]) -> Optional[Any]:
         return None
     try:
         return load(path)
-    except Exception as err:  # pylint: disable=broad-except  (any failure = damage)
+    except Exception as err:  # any failure = damage
         print(f"keras-mi: {path} is damaged ({type(err).__name__}: {_short(err)}); deleting it "
               "and computing it again.", file=sys.stderr)
         path.unlink()

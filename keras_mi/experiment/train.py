@@ -53,22 +53,23 @@ def model_seed(base_seed: int, tag: str) -> int:
 
 def seed_everything(seed: int) -> None:
     """``keras.utils.set_random_seed`` plus op determinism on TensorFlow."""
-    import keras  # pylint: disable=import-outside-toplevel
+    import keras  # no TensorFlow at import
 
     keras.utils.set_random_seed(int(seed))
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
 
 
-def make_optimizer(recipe: TrainingRecipe, steps_per_epoch: int, learning_rate: Optional[float] = None):
+def make_optimizer(recipe: TrainingRecipe, steps_per_epoch: int,
+                   learning_rate: Optional[float] = None):
     """The recipe's optimizer, with the step schedule converted to batches.
 
     Example:
       >>> opt = make_optimizer(TrainingRecipe(optimizer="sgd", momentum=0.9), 10)
     """
-    import keras  # pylint: disable=import-outside-toplevel
+    import keras
 
     lr: Any = float(learning_rate if learning_rate is not None else recipe.learning_rate)
     if recipe.lr_schedule == "step" and recipe.lr_boundaries:
@@ -83,11 +84,11 @@ def make_optimizer(recipe: TrainingRecipe, steps_per_epoch: int, learning_rate: 
 
 def _with_augmentation(model, input_shape, seed: int):
     """Random crop (4-pixel zero padding) + horizontal flip in front of ``model``."""
-    import keras  # pylint: disable=import-outside-toplevel
+    import keras
 
     if len(input_shape) != 3:
-        raise ValueError(f"augmentation 'crop_flip' needs images (H, W, C), got input shape {input_shape}; "
-                         "set training.augmentation to 'none'.")
+        raise ValueError("augmentation 'crop_flip' needs images (H, W, C), got input shape "
+                         f"{input_shape}; set training.augmentation to 'none'.")
     height, width = int(input_shape[0]), int(input_shape[1])
     inputs = keras.Input(tuple(input_shape))
     h = keras.layers.ZeroPadding2D(4)(inputs)
@@ -123,8 +124,8 @@ def train_keras_defense(defense: str, config: ExperimentConfig,
       A :class:`TrainedModel` with the plain logits model (never a training
       wrapper), or the plan's ``inference_model`` when it gives one.
     """
-    from keras_mi import models  # pylint: disable=import-outside-toplevel
-    from keras_mi.defenses import resolve_defense  # pylint: disable=import-outside-toplevel
+    from keras_mi import models
+    from keras_mi.defenses import resolve_defense
 
     entry, argument = resolve_defense(defense)
     if entry.trains_in_subprocess:
@@ -178,7 +179,7 @@ def train_dpsgd_defense(defense: str, config: ExperimentConfig,
     :func:`keras_mi.defenses.dpsgd.train_outputs`); ``data`` is
     ``{"eval": {role: (x, y)}, "work_dir": folder}``.
     """
-    from keras_mi.defenses import resolve_defense  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import resolve_defense
 
     entry, argument = resolve_defense(defense)
     if not entry.trains_in_subprocess:
@@ -196,7 +197,7 @@ def train_defense(defense: str, config: ExperimentConfig, data: Dict[str, Any], 
     ``data`` holds ``"train"`` and ``"reference"`` (Keras defenses) and
     ``"eval"`` and ``"work_dir"`` (defenses that train in a child process).
     """
-    from keras_mi.defenses import get_defense  # pylint: disable=import-outside-toplevel
+    from keras_mi.defenses import get_defense
 
     trainer = (train_dpsgd_defense if get_defense(defense).trains_in_subprocess
                else train_keras_defense)

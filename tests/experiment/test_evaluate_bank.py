@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from _experiment_data import three_class
+
 from keras_mi import cli
 from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, run_experiment
 from keras_mi.experiment.config import BankSettings

@@ -94,7 +94,8 @@ def test_overwrite_deletes_only_our_files(tmp_path):
     store.claim(tmp_path, ExperimentConfig(seed=2), overwrite=True)
     assert not (tmp_path / "models" / "none.keras").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assert (tmp_path / "config.sha256").read_text().strip() == ExperimentConfig(seed=2).fingerprint()
+    assert ((tmp_path / "config.sha256").read_text().strip()
+            == ExperimentConfig(seed=2).fingerprint())
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(capsys, tmp_path, monkeypatch):

@@ -5,8 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from keras_mi.experiment import (DPSGDSettings, ExperimentConfig, SplitSizes, TrainingRecipe,
-                                 run_experiment)
+from keras_mi.experiment import (
+    DPSGDSettings,
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+    run_experiment,
+)
 from keras_mi.outputs import ModelOutputs
 
 pytestmark = pytest.mark.slow

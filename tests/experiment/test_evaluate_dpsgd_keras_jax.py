@@ -4,12 +4,17 @@ train_dpsgd_keras in a KERAS_BACKEND=jax child process."""
 import json
 
 import pytest
-
 from _experiment_data import three_class
+
 from keras_mi.baselines import dpsgd, dpsgd_keras_subprocess
 from keras_mi.baselines.accounting import default_delta
-from keras_mi.experiment import (DPSGDSettings, ExperimentConfig, SplitSizes, TrainingRecipe,
-                                 run_experiment)
+from keras_mi.experiment import (
+    DPSGDSettings,
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+    run_experiment,
+)
 from keras_mi.experiment.config import BankSettings, identity_dict
 
 

@@ -12,8 +12,13 @@ import os
 import numpy as np
 import pytest
 
-from keras_mi.experiment import (ConfigMismatchError, ExperimentConfig, SplitSizes,
-                                 TrainingRecipe, run_experiment)
+from keras_mi.experiment import (
+    ConfigMismatchError,
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+    run_experiment,
+)
 from keras_mi.outputs import ModelOutputs
 
 pytestmark = pytest.mark.slow

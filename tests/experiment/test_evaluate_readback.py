@@ -10,8 +10,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from _experiment_data import three_class
+
 from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, run_experiment
 from keras_mi.experiment.config import BankSettings
 from keras_mi.outputs import ModelOutputs

@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from keras_mi.experiment import (ExperimentConfig, SplitSizes, TrainingRecipe, available_presets,
-                                 get_preset, parse_defense)
+from keras_mi.experiment import (
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+    available_presets,
+    get_preset,
+    parse_defense,
+)
 
 
 def test_json_and_yaml_round_trip(tmp_path):

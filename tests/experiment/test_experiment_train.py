@@ -30,8 +30,9 @@ def test_crop_flip_augmentation_trains_images_and_returns_the_plain_model():
     rng = np.random.default_rng(0)
     x = rng.random((64, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 3, 64)
-    cfg = ExperimentConfig(split=SplitSizes(members=64), architecture="small_cnn",
-                           training=TrainingRecipe(epochs=1, batch_size=16, augmentation="crop_flip"))
+    cfg = ExperimentConfig(
+        split=SplitSizes(members=64), architecture="small_cnn",
+        training=TrainingRecipe(epochs=1, batch_size=16, augmentation="crop_flip"))
     a = train_keras_defense("mmd+mixup", cfg, {"train": (x, y), "reference": (x, y)},
                             (32, 32, 3), 3, "small_cnn", seed=1).model
     b = train_keras_defense("mmd+mixup", cfg, {"train": (x, y), "reference": (x, y)},
