@@ -30,7 +30,7 @@ import hashlib
 import json
 import math
 import pathlib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from keras_mi import mmd_options
 from keras_mi.defenses.literature_settings import AdvRegSettings, HAMPSettings, RelaxLossSettings
@@ -264,7 +264,8 @@ class ExperimentConfig:
     attacks: Optional[List[str]] = None  # None: every attack keras_mi.attacks.run knows
     seed: int = 0
     mmd_weight: float = 3.0
-    mmd_sigma: float = 1.0
+    # A bandwidth > 0, or a list of them (their kernels are summed).
+    mmd_sigma: Union[float, List[float]] = 1.0
     mmd_schedule: str = "summed"
     mmd_per_class: bool = True  # MMD² within each class (the paper's sorted passes)
     mmd_kernel: str = "gaussian"  # keras_mi.mmd_options.KERNELS
@@ -408,8 +409,11 @@ class ExperimentConfig:
                           "split.reference > 0.")
         if self.attacks is not None and "lira" in self.attacks and self.num_lira_shadows < 4:
             errors.append("the lira attack needs num_lira_shadows >= 4 (16+ recommended).")
-        if self.mixup_alpha <= 0 or self.mmd_weight < 0 or self.mmd_sigma <= 0:
-            errors.append("mixup_alpha and mmd_sigma must be positive, mmd_weight non-negative.")
+        if self.mixup_alpha <= 0 or self.mmd_weight < 0:
+            errors.append("mixup_alpha must be positive, mmd_weight non-negative.")
+        if not _is_bandwidths(self.mmd_sigma):
+            errors.append("mmd_sigma must be a number > 0 or a non-empty list of them; got "
+                          f"{self.mmd_sigma!r}.")
         errors.extend(_bank_errors(self))
         if errors:
             raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
@@ -598,6 +602,18 @@ def _nested_sections() -> Dict[str, type]:
     return out
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_bandwidths(value) -> bool:
+    """True for a finite number > 0 or a non-empty list of them."""
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        for v in values)
+
+
 def _coerce(obj, where: str) -> None:
     """Checks scalar field types (ints stay ints, floats accept ints)."""
     hints = {"int": int, "float": float, "str": str, "bool": bool}
@@ -609,6 +625,13 @@ def _coerce(obj, where: str) -> None:
                 raise ValueError(f"{where}.{field.name} must not be null.")
             continue
         base = ftype.replace("Optional[", "").rstrip("]")
+        if ftype == "Union[float, List[float]]":
+            # A number or a list of numbers, kept as floats (validate() bounds them).
+            if isinstance(value, list):
+                setattr(obj, field.name, [float(v) if _is_number(v) else v for v in value])
+            elif _is_number(value):
+                setattr(obj, field.name, float(value))
+            continue
         if base in hints:
             want = hints[base]
             if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):

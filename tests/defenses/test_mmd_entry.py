@@ -35,3 +35,13 @@ def test_paper_choices_keep_the_fingerprint_and_others_change_it():
     explicit = base.with_overrides({"mmd_kernel": "gaussian", "mmd_statistic": "softmax"})
     assert base.fingerprint() == explicit.fingerprint()
     assert base.fingerprint() != base.with_overrides({"mmd_kernel": "imq"}).fingerprint()
+
+
+def test_a_list_of_bandwidths_is_accepted_and_bad_ones_refused():
+    cfg = ExperimentConfig(defenses=["mmd"]).with_overrides({"mmd_sigma": "[0.05, 1]"})
+    cfg.validate()
+    assert cfg.mmd_sigma == [0.05, 1.0]
+    assert ExperimentConfig.from_dict({"mmd_sigma": 1}).mmd_sigma == 1.0
+    for bad in ("0", "[]", "[0.1, -1]", "abc", "true"):
+        with pytest.raises(ValueError, match="mmd_sigma"):
+            ExperimentConfig(defenses=["mmd"]).with_overrides({"mmd_sigma": bad}).validate()
