@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import tempfile
 import time
 
@@ -41,7 +42,8 @@ def parse_spec(text: str):
     label, _, rest = text.partition("=")
     if not label or not rest:
         raise argparse.ArgumentTypeError(f"spec {text!r} is not LABEL=DEFENSE[,KEY=VALUE...]")
-    defense, *pairs = rest.split(",")
+    # A comma starts a new override only before KEY=, so list values keep theirs.
+    defense, *pairs = re.split(r",(?=[A-Za-z_][A-Za-z0-9_.]*=)", rest)
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
