@@ -163,7 +163,6 @@ def main(argv=None):
     out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="mmd_tune_"))
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     pool, reference, num_classes = tuning_data(args)
     print(f"tuning pool {len(pool[0])} records (shadow + reference splits), MMD reference "
           f"{len(reference[0])} (test split), bank of {args.bank}, {args.epochs} epochs -> {out}",
@@ -179,6 +178,8 @@ def main(argv=None):
         report = kbank.attack_bank(bank, attacks=ATTACKS)
         row = summarize(bank, report)
         row.update(settings=settings, seconds=round(time.perf_counter() - t0, 1))
+        # Re-read before writing: another run may share the folder.
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
         results[name] = row
         results_path.write_text(json.dumps(results, indent=2, sort_keys=True))
         print(f"{name:28s} held-out acc {row['held_out_accuracy']:.3f}  AUC {row['auc']:.3f}  "
