@@ -227,7 +227,7 @@ def shadow_step(config: ExperimentConfig, facts,
     and architecture, without a defense (the attacker does not know it), on
     disjoint parts of the split's shadow pool, and shared by every target.
     """
-    from keras_mi.attacks.shadow import train_shadow_models
+    from keras_mi.attacks.shadow import train_disjoint_shadows
 
     k = config.num_shadow_models
     folder = out / "shadows"
@@ -253,10 +253,10 @@ def shadow_step(config: ExperimentConfig, facts,
 
         x_pool, y_pool = roles["shadow"]
         part = len(y_pool) // k
-        shadows = train_shadow_models(x_pool, y_pool, train_fn, num_shadows=k,
-                                      train_size=max(1, min(config.split.members, part // 2)),
-                                      seed=model_seed(config.seed, "shadows"),
-                                      verbose=1 if fit_verbose else 0)
+        shadows = train_disjoint_shadows(x_pool, y_pool, train_fn, num_shadows=k,
+                                         train_size=max(1, min(config.split.members, part // 2)),
+                                         seed=model_seed(config.seed, "shadows"),
+                                         verbose=1 if fit_verbose else 0)
         folder.mkdir(exist_ok=True)
         for path, shadow in zip(paths, shadows):
             shadow.save_npz(path)
@@ -302,8 +302,9 @@ def lira_step(config: ExperimentConfig, facts,
                                    facts.num_classes, facts.architecture, int(seed),
                                    verbose=0).model
 
-    shadow_jobs.train_shadows(k, pool, train_fn, folder, seed=model_seed(config.seed, "lira"),
-                              indices=todo, verbose=1 if fit_verbose else 0)
+    shadow_jobs.train_half_shadows(k, pool, train_fn, folder,
+                                   seed=model_seed(config.seed, "lira"),
+                                   indices=todo, verbose=1 if fit_verbose else 0)
     if todo:
         store.save_timing(out, "shadows/lira_s", timings.get("shadows/lira_s", 0.0)
                           + time.perf_counter() - t0, timings)
