@@ -15,11 +15,16 @@ callbacks mid-epoch, so the JAX trainer's functional state is never
 bypassed):
 
 * Both players update in the *same* step, from one loss computed in
-  `compute_loss`: ``CE + λ·gain(h̄) + attack_weight·MSE(h)``. ``h̄`` is ``h``
-  called with `stop_gradient`-ed weights (``stateless_call``), so the gain
-  moves only ``f``; the MSE sees `stop_gradient`-ed outputs of ``f``, so it
-  moves only ``h``. The run's optimizer updates both (simultaneous gradient
-  descent-ascent). The authors alternate instead: ``k`` attack batches with
+  `compute_loss`: ``CE + λ·gain + attack_weight·MSE(h)``. The gain moves
+  only ``f``: it is ``mean h(f(x)) − mean h(sg f(x)) + sg(mean h(sg f(x)))
+  − 0.5`` (``sg``: `stop_gradient`), whose value is the gain and whose
+  gradients with respect to ``h``'s weights cancel; the MSE sees
+  `stop_gradient`-ed outputs of ``f``, so it moves only ``h``. (``h``'s
+  weights are only read through ordinary layer calls: a second, detached
+  read of them (``stateless_call`` on `stop_gradient`-ed values) raced with
+  the optimizer's in-place update in TensorFlow's graph and sometimes saw
+  the updated kernel or bias.) The run's optimizer updates both
+  (simultaneous gradient descent-ascent). The authors alternate instead: ``k`` attack batches with
   their own Adam, then ``2`` classifier batches (RelaxLoss:
   ``num_batches_attack`` 50; HAMP: 52); ``attack_weight`` is the one knob
   for the attacker's pace here (with SGD it scales its learning rate; Adam
@@ -213,14 +218,6 @@ class AdvRegModel(keras.Model):
             return ops.cast(ops.argmax(y, axis=-1), "int32")
         return ops.cast(ops.reshape(y, (-1,)), "int32")
 
-    def _frozen_attack(self, features):
-        """``h`` with `stop_gradient`-ed weights: the gain moves ``f`` only."""
-        trainable = [ops.stop_gradient(v.value) for v in self.attack_model.trainable_variables]
-        non_trainable = [ops.stop_gradient(v.value)
-                         for v in self.attack_model.non_trainable_variables]
-        out, _ = self.attack_model.stateless_call(trainable, non_trainable, features)
-        return out
-
     def adversarial_terms(self, y, y_pred):
         """``(gain, attack_mse, attack_acc)`` of one training batch (see module docstring)."""
         if self._reference is None:
@@ -238,8 +235,11 @@ class AdvRegModel(keras.Model):
         labels = self._int_labels(y)
         member = attack_features(probs, labels, self.num_classes)
         non_member = attack_features(ref_probs, ops.take(y_ref, idx), self.num_classes)
-        gain = ops.mean(self._frozen_attack(member)) - 0.5
         h_in = ops.reshape(self.attack_model([ops.stop_gradient(t) for t in member]), (-1,))
+        # The same h on live features: f's gradient of the gain; its h-gradient is
+        # cancelled by h_in's (same weights, same feature values).
+        h_live = ops.reshape(self.attack_model(member), (-1,))
+        gain = ops.mean(h_live) - ops.mean(h_in) + ops.stop_gradient(ops.mean(h_in)) - 0.5
         h_out = ops.reshape(self.attack_model(non_member), (-1,))
         mse = (ops.sum(ops.square(h_in - 1.0)) + ops.sum(ops.square(h_out))) / (
             2.0 * ops.cast(n, "float32"))

@@ -112,6 +112,24 @@ def test_one_sgd_step_matches_numpy(case, warmup, weight, attack_weight):
     np.testing.assert_allclose(new_b, b - lr * np_grad(h_loss_b, b), atol=1e-6)
 
 
+
+def test_gain_is_the_pre_step_one_in_every_fresh_step(case):
+    """Regression: the gain once read h's weights a second time, detached
+    (``stateless_call``); in TensorFlow's graph that read raced with the
+    optimizer's in-place update, and about one step in four logged the gain
+    of the updated kernel or bias. Eight fresh models, eight identical gains."""
+    x, y, w, a, b, x_ref, y_ref = case
+    ce, gain, mse = np_terms(w, a, b, x, y, x_ref, y_ref)
+    logged = []
+    for _ in range(8):
+        model = AdvRegModel(linear(w), reference=(x_ref, y_ref), weight=0.5, attack_weight=4.0,
+                            warmup_epochs=0, attack_model=tiny_attack(a, b), seed=0)
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True))
+        logs = model.train_on_batch(x, y, return_dict=True)
+        logged.append((logs["gain"], logs["loss"]))
+    np.testing.assert_allclose(logged, [(gain, ce + 0.5 * gain + 4.0 * mse)] * 8, atol=1e-6)
+
 def overfit(weight):
     """Members with random labels (pure memorization) vs reference rows."""
     rng = np.random.default_rng(0)
