@@ -412,7 +412,7 @@ class ExperimentConfig:
         if self.mixup_alpha <= 0 or self.mmd_weight < 0:
             errors.append("mixup_alpha must be positive, mmd_weight non-negative.")
         if not _is_bandwidths(self.mmd_sigma):
-            errors.append("mmd_sigma must be a number > 0 or a non-empty list of them; got "
+            errors.append("mmd_sigma must be a finite number > 0 or a non-empty list of them; got "
                           f"{self.mmd_sigma!r}.")
         errors.extend(_bank_errors(self))
         if errors:
