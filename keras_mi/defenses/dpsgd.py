@@ -67,6 +67,7 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
     epochs = dp.epochs or recipe.epochs
     batch_size = dp.batch_size or recipe.batch_size
     splits = data["eval"]
+    architecture = dp.architecture or architecture  # the DP model may be a smaller one
     if dp.implementation == "keras_jax":
         return _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
                                 num_classes, architecture, seed, verbose)
@@ -78,14 +79,16 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
         test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
         batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
         momentum=dp.momentum, num_microbatches=dp.num_microbatches, delta=dp.delta, seed=seed,
-        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
+        work_dir=data.get("work_dir"), verbose=1 if verbose else 0,
+        tf_privacy_optimizer=dp.tf_privacy_optimizer)
     return result.outputs, {
         "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
         "delta": None if result.delta is None else float(result.delta),
         "noise_multiplier": float(result.noise_multiplier),
         "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
         "batch_size": int(result.batch_size), "num_microbatches": result.num_microbatches,
-        "accountant": result.accountant}
+        "accountant": result.accountant, "architecture": architecture,
+        "tf_privacy_optimizer": dp.tf_privacy_optimizer}
 
 
 def _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
@@ -107,7 +110,7 @@ def _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
         "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),
         "batch_size": int(result.batch_size), "num_microbatches": None,
         "accountant": result.accountant, "implementation": "keras_jax", "sampling": "poisson",
-        "sampling_assumption": result.privacy.sampling_assumption}
+        "sampling_assumption": result.privacy.sampling_assumption, "architecture": architecture}
 
 
 def check_data(config, facts, argument: Optional[float]) -> List[str]:
@@ -122,6 +125,13 @@ def check_data(config, facts, argument: Optional[float]) -> List[str]:
     from keras_mi.baselines.accounting import noise_multiplier_for_epsilon, validate_dp_arguments
 
     dp, errors = config.dpsgd, []
+    if dp.architecture is not None:  # the DP model's own input checks, without building it
+        from keras_mi.models.architectures import architecture_spec
+        try:
+            architecture_spec(dp.architecture, facts.input_shape, facts.num_classes)
+        except ValueError as err:
+            errors.append(f"dpsgd.architecture '{dp.architecture}' on inputs "
+                          f"{tuple(facts.input_shape)}: {err}")
     batch = dp.batch_size or config.training.batch_size
     epochs = dp.epochs or config.training.epochs
     sets = [("split.members", config.split.members)]

@@ -7,6 +7,7 @@ through the command line, for both implementations, on the real Location
 data: exit 2, a message naming the field, no traceback, no output folder.
 """
 
+import numpy as np
 import pytest
 
 from keras_mi import cli
@@ -38,6 +39,8 @@ CASES = {
                                 "dpsgd on a bank model's half (80 records)"),
     "unknown_dp_architecture": (["--set", "dpsgd.architecture=resnet50"],
                                 "dpsgd.architecture 'resnet50' is not one of"),
+    "dp_architecture_needs_images": (["--set", "dpsgd.architecture=small_cnn"],
+                                     "dpsgd.architecture 'small_cnn' on inputs (446,)"),
     "dp_architecture_not_a_string": (["--set", "dpsgd.architecture=[1]"],
                                      "dpsgd.architecture must be"),
     "unknown_tf_privacy_optimizer": (["--set", "dpsgd.tf_privacy_optimizer=ghost"],
@@ -93,3 +96,56 @@ def test_every_registered_architecture_is_accepted_by_the_dp_model_check():
                                 keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="'bn' is a BatchNormalization"):
         check_dp_model(with_bn)
+
+
+class _Captured(Exception):
+    """Raised by the stand-in trainers with the keyword arguments they got."""
+
+
+def _capture(**kwargs):
+    raise _Captured(kwargs)
+
+
+@pytest.mark.parametrize("impl, target", [
+    ("keras_jax", "keras_mi.baselines.dpsgd_keras_subprocess.train_dpsgd_keras_subprocess"),
+    ("tf_privacy", "keras_mi.baselines.train_dpsgd")])
+def test_dp_architecture_and_tf_privacy_path_reach_the_trainer(impl, target, monkeypatch):
+    """``dpsgd.architecture`` replaces the run's architecture for the DP model only, and
+    ``dpsgd.tf_privacy_optimizer`` reaches TF-Privacy's trainer."""
+    from keras_mi.defenses import dpsgd as dp_entry
+    from keras_mi.experiment import ExperimentConfig
+
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(module + "." + name, lambda *a, **kw: _capture(**kw))
+    overrides = {"dpsgd.implementation": impl, "dpsgd.architecture": "linear",
+                 "dpsgd.batch_size": 10, "dpsgd.epochs": 2}
+    if impl == "tf_privacy":
+        overrides["dpsgd.tf_privacy_optimizer"] = "fast_clipping"
+    cfg = ExperimentConfig().with_overrides(overrides)
+    pair = (np.zeros((20, 4), "float32"), np.arange(20) % 2)
+    data = {"eval": {"members": pair, "non_members": pair}, "work_dir": None}
+    with pytest.raises(_Captured) as got:
+        dp_entry.train_outputs(cfg, data, (4,), 2, "mlp_tanh", 0, 0, 4.0)
+    kwargs = got.value.args[0]
+    assert kwargs["architecture"] == "linear"
+    assert kwargs["batch_size"] == 10 and kwargs["target_epsilon"] == 4.0
+    if impl == "tf_privacy":
+        assert kwargs["tf_privacy_optimizer"] == "fast_clipping"
+    # null keeps the run's architecture
+    cfg = cfg.with_overrides({"dpsgd.architecture": None})
+    with pytest.raises(_Captured) as got:
+        dp_entry.train_outputs(cfg, data, (4,), 2, "mlp_tanh", 0, 0, 4.0)
+    assert got.value.args[0]["architecture"] == "mlp_tanh"
+
+
+def test_location_preset_dpsgd_row_is_the_tuned_keras_jax_linear_setting():
+    from keras_mi.experiment import get_preset
+    from keras_mi.experiment.config import identity_dict
+
+    cfg = get_preset("location")
+    cfg.validate()
+    dp = cfg.dpsgd
+    assert (dp.implementation, dp.architecture, dp.batch_size) == ("keras_jax", "linear", 1000)
+    assert dp.batch_size == cfg.split.members  # full batch: epochs are steps
+    # the new fields count in the run's identity once they leave their defaults
+    assert identity_dict(cfg)["dpsgd"]["architecture"] == "linear"
