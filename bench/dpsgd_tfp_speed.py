@@ -25,7 +25,7 @@ path's first step equals plain SGD's (max abs weight difference).
 
 Usage:
   python bench/dpsgd_tfp_speed.py --out docs/results/dpsgd_tfp_speed   # ~10 min, 2 cores
-  python bench/dpsgd_tfp_speed.py --quick                               # < 2 min
+  python bench/dpsgd_tfp_speed.py --quick          # tiny sizes, 1 round (CI smoke test)
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     args.models = args.models or ["location", "alexnet"]
-    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.rounds = args.rounds or (1 if args.quick else 5)
     return args
 
 
@@ -73,10 +73,10 @@ def data_for(model_name, args):
         from keras_mi.data import load_dataset
         x, y = load_dataset("location", data_dir=args.data_dir or _common.default_data_dir(),
                             download=False)
-        n = args.members or (512 if args.quick else 1000)
+        n = args.members or (64 if args.quick else 1000)
         idx = rng.permutation(len(x))[:n]
         return x[idx].astype("float32"), y[idx].astype("int64"), (446,), 30
-    n = args.members or (200 if args.quick else 1000)
+    n = args.members or (20 if args.quick else 1000)
     x = rng.random((n, 32, 32, 3), dtype="float32")
     return x, rng.integers(0, 10, n).astype("int64"), (32, 32, 3), 10
 
@@ -117,7 +117,8 @@ def timed_epochs(args, model_name):
 
     x, y, shape, classes = data_for(model_name, args)
     arch = "mlp_tanh" if model_name == "location" else "alexnet"
-    batch = args.batch_size or (128 if model_name == "location" else 100)
+    batch = args.batch_size or ((32 if model_name == "location" else 10) if args.quick
+                                else (128 if model_name == "location" else 100))
     models, labels = {}, {}
     for path in args.paths:
         models[path], labels[path] = build(path, arch, shape, classes, args.seed)
