@@ -7,7 +7,7 @@ Keras backend (the mixing runs as TensorFlow ops inside the pipeline).
 
 import numpy as np
 
-from keras_mi.layers.mix_up import MixUp
+from keras_mi.layers.mix_up import MixUp, check_values
 
 
 def mixup_dataset(
@@ -81,7 +81,7 @@ def mixup_dataset(
     states = np.random.SeedSequence(seed).generate_state(2) % 2**31
     shuffle_seed, mix_seed = (int(s) for s in states)
     layer = MixUp(alpha=alpha, num_classes=num_classes, seed=mix_seed, per_example=per_example)
-    layer._check_values(x, y)
+    check_values(x, y, layer.num_classes)
 
     if np.issubdtype(x.dtype, np.floating) and x.dtype != np.float32:
         x = x.astype(np.float32)

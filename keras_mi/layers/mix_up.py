@@ -34,8 +34,6 @@ import keras
 import numpy as np
 from keras import ops
 
-_TRANSFORM_KEYS = ("mix_weight", "permutation_order")
-
 
 def _in_tf_graph(sample):
     """True inside a TF graph (tf.data map, tf.function), never for JAX/NumPy."""
@@ -163,7 +161,7 @@ class MixUp(keras.layers.Layer):
                 training = True
             return repack(*self._tf_call(x, y, training))
         if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            self._check_values(np.asarray(x), np.asarray(y))
+            check_values(np.asarray(x), np.asarray(y), self.num_classes)
         if training is not None:  # else Keras resolves it (outer call, then True)
             kwargs["training"] = training
         return super().__call__(data, **kwargs)
@@ -318,23 +316,6 @@ class MixUp(keras.layers.Layer):
             raise ValueError(
                 f"MixUp: labels have {width} columns but num_classes={self.num_classes}.")
 
-    def _check_values(self, x, y):
-        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-            raise ValueError("MixUp inputs contain NaN or inf; clean the data before mixing.")
-        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
-            flat = y.reshape(-1)
-            if np.any(flat != np.round(flat)):
-                raise ValueError("MixUp: 1-D labels must be integer class indices.")
-            if self.num_classes is not None and (flat.min() < 0 or flat.max() >= self.num_classes):
-                raise ValueError(
-                    f"MixUp: class labels must lie in [0, {self.num_classes}); got range "
-                    f"[{flat.min()}, {flat.max()}]. Shift 1-based labels down by one.")
-        elif y.ndim == 2:
-            if np.any(y < 0) or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
-                raise ValueError(
-                    "MixUp: one-hot/soft labels must be non-negative and sum to 1 per row "
-                    "(they look like logits or scores; apply softmax or pass class indices).")
-
     # -------------------------------------------------------------- config
     def compute_output_shape(self, input_shape):
         """The input's structure; integer labels become ``(batch, num_classes)``."""
@@ -424,3 +405,45 @@ class _TFOps:
 
     def sigmoid(self, x):
         return self._tf.sigmoid(x)
+
+
+def check_values(x, y, num_classes=None):
+    """Checks NumPy inputs and labels before they are mixed.
+
+    `MixUp` runs it on NumPy batches; `keras_mi.data.mixup_dataset` runs it
+    once on the whole arrays before building its pipeline (inside the
+    tf.data graph the values are not checked).
+
+    Args:
+      x: NumPy inputs, first axis = examples.
+      y: NumPy labels: class indices ``(n,)`` / ``(n, 1)`` or one-hot/soft
+        rows ``(n, classes)``.
+      num_classes: number of classes, or ``None`` to skip the range check.
+
+    Raises:
+      ValueError: float inputs with NaN or inf, class indices that are not
+        integers or lie outside ``[0, num_classes)``, or soft rows that are
+        negative or do not sum to 1.
+
+    Example:
+      >>> check_values(np.zeros((2, 3)), np.array([0, 2]), num_classes=3)
+      >>> check_values(np.zeros((2, 3)), np.array([0, 3]), num_classes=3)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: MixUp: class labels must lie in [0, 3); got range [0, 3]. ...
+    """
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        raise ValueError("MixUp inputs contain NaN or inf; clean the data before mixing.")
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        flat = y.reshape(-1)
+        if np.any(flat != np.round(flat)):
+            raise ValueError("MixUp: 1-D labels must be integer class indices.")
+        if num_classes is not None and (flat.min() < 0 or flat.max() >= num_classes):
+            raise ValueError(
+                f"MixUp: class labels must lie in [0, {num_classes}); got range "
+                f"[{flat.min()}, {flat.max()}]. Shift 1-based labels down by one.")
+    elif y.ndim == 2:
+        if np.any(y < 0) or not np.allclose(y.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError(
+                "MixUp: one-hot/soft labels must be non-negative and sum to 1 per row "
+                "(they look like logits or scores; apply softmax or pass class indices).")
