@@ -7,7 +7,7 @@ non-members:
 
 * LiRA online/offline x per-example/fixed variance, ``--num-shadows`` shadow
   models each trained on a random half of members + non-members (the
-  standard LiRA pool), via the resumable `train_shadow` jobs;
+  standard LiRA pool), via the resumable `train_half_shadow` jobs;
 * Shokri et al. (per-class MLP on the softmax vector) and Salem et al.
   (MLP on the sorted top-3), with 2 shadow models trained on the disjoint
   rest of the data set, each on as many records as the target.
@@ -82,8 +82,12 @@ def main(argv=None):
     args = parse_args(argv)
     from keras_mi.attacks.lira import aggregate_lira, lira_attack, lira_pool
     from keras_mi.attacks.results import AttackType
-    from keras_mi.attacks.shadow import shadow_attack_nn, shadow_attack_top3, train_shadow_models
-    from keras_mi.attacks.shadow_jobs import load_shadows, train_shadow
+    from keras_mi.attacks.shadow import (
+        shadow_attack_nn,
+        shadow_attack_top3,
+        train_disjoint_shadows,
+    )
+    from keras_mi.attacks.shadow_jobs import load_shadows, train_half_shadow
     from keras_mi.data import load_dataset
     from keras_mi.outputs import ModelOutputs
 
@@ -111,8 +115,8 @@ def main(argv=None):
 
     # Shokri / Salem: 2 shadows on disjoint halves of the rest, m records each.
     t0 = time.perf_counter()
-    shadows = train_shadow_models(x[rest], y[rest], train_fn, num_shadows=2,
-                                  train_size=min(m, len(rest) // 2 - 1), seed=args.seed + 1)
+    shadows = train_disjoint_shadows(x[rest], y[rest], train_fn, num_shadows=2,
+                                     train_size=min(m, len(rest) // 2 - 1), seed=args.seed + 1)
     shokri_train_s = time.perf_counter() - t0
     results = [shadow_attack_nn(target, shadows, seed=args.seed),
                shadow_attack_top3(target, shadows, seed=args.seed)]
@@ -121,7 +125,7 @@ def main(argv=None):
     pool = lira_pool((x[mem], y[mem]), (x[non], y[non]))
     shadow_dir = out / "lira_shadows"
     for i in range(args.num_shadows):
-        train_shadow(i, args.num_shadows, pool, train_fn, shadow_dir, seed=args.seed)
+        train_half_shadow(i, args.num_shadows, pool, train_fn, shadow_dir, seed=args.seed)
     report = aggregate_lira(shadow_dir, target, num_shadows=args.num_shadows, pool=pool)
     results = list(report.results) + results
 

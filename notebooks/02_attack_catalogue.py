@@ -80,7 +80,7 @@ outputs = keras_mi.ModelOutputs.from_model(target, members=member_xy, non_member
 # ## Shadow models (same recipe, disjoint shadow-pool data)
 
 # %%
-shadow_outputs = attacks.train_shadow_models(
+shadow_outputs = attacks.train_disjoint_shadows(
     *shadow_xy,
     train_fn,
     num_shadows=num_shadow_models,
