@@ -285,10 +285,12 @@ def main(argv=None):
           "TPR@0.1% [95% CI] | members above all (pooled) | bank s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in (r for r in rows if r["strongest"]):
+        bank_s = ('–' if r['bank_s'] is None or r['protocol'] != 'adaptive'
+                  else round(r['bank_s']))
         print(f"| {r['defense']} | {r['protocol']} | {r['seed']} | {r['test_accuracy']:.3f} | "
               f"{r['attack']} | {r['auc']:.3f} | {fmt_tpr(r['low_fpr']['0.01'])} | "
               f"{fmt_tpr(r['low_fpr']['0.001'])} | {r['members_above_all']} | "
-              f"{'–' if r['bank_s'] is None or r['protocol'] != 'adaptive' else round(r['bank_s'])} |")
+              f"{bank_s} |")
     print("\n### Medians over seeds (strongest attack of each seed)\n")
     print("| defense | protocol | test acc | AUC | TPR@1% | TPR@0.1% | members above all |")
     print("|---|---|---|---|---|---|---|")

@@ -40,9 +40,8 @@ import time
 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
 import _common  # noqa: E402  pylint: disable=wrong-import-position
+import numpy as np  # noqa: E402
 
 EPSILONS = (1.0, 4.0, 8.0)
 DELTA = 1e-4

@@ -30,9 +30,8 @@ import time
 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is imported
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
 import _common  # noqa: E402  pylint: disable=wrong-import-position
+import numpy as np  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -70,6 +69,7 @@ def load_members(args):
 def main(argv=None):
     args = parse_args(argv)
     import keras
+
     from keras_mi.baselines.dpsgd_keras import train_dpsgd_keras
     from keras_mi.models import build_model
 

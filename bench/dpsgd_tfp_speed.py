@@ -41,9 +41,8 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
 import _common  # noqa: E402  pylint: disable=wrong-import-position
+import numpy as np  # noqa: E402
 
 PATHS = ("plain", "microbatched", "vectorized", "fast_clipping")
 

@@ -15,8 +15,8 @@ from keras_mi.baselines.accounting import (
     noise_multiplier_for_epsilon,
     privacy_report,
 )
-from keras_mi.baselines.dpsgd import DPSGDResult, train_dpsgd
 from keras_mi.baselines.audit import EmpiricalEpsilon, empirical_epsilon
+from keras_mi.baselines.dpsgd import DPSGDResult, train_dpsgd
 from keras_mi.baselines.dpsgd_keras import DPSGDKerasResult, train_dpsgd_keras
 from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess
 

@@ -26,8 +26,12 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from keras_mi.baselines.accounting import (PrivacyReport, noise_multiplier_for_epsilon,
-                                           privacy_report, validate_dp_arguments)
+from keras_mi.baselines.accounting import (
+    PrivacyReport,
+    noise_multiplier_for_epsilon,
+    privacy_report,
+    validate_dp_arguments,
+)
 from keras_mi.baselines.dpsgd_worker import TF_PRIVACY_OPTIMIZERS
 from keras_mi.models.architectures import architecture_spec
 from keras_mi.outputs import ModelOutputs

@@ -63,8 +63,12 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from keras_mi.baselines.accounting import (PrivacyReport, noise_multiplier_for_epsilon,
-                                           privacy_report, validate_dp_arguments)
+from keras_mi.baselines.accounting import (
+    PrivacyReport,
+    noise_multiplier_for_epsilon,
+    privacy_report,
+    validate_dp_arguments,
+)
 
 SAMPLINGS = ("poisson", "shuffle")
 

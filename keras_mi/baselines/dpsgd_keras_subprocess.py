@@ -16,8 +16,11 @@ import shutil
 import tempfile
 from typing import Optional
 
-from keras_mi.baselines.accounting import (PrivacyReport, noise_multiplier_for_epsilon,
-                                           validate_dp_arguments)
+from keras_mi.baselines.accounting import (
+    PrivacyReport,
+    noise_multiplier_for_epsilon,
+    validate_dp_arguments,
+)
 from keras_mi.baselines.dpsgd import ArrayPair, DPSGDResult, _check_pair, _run_worker
 from keras_mi.baselines.dpsgd_keras import SAMPLINGS
 from keras_mi.models.architectures import architecture_spec

@@ -8,8 +8,12 @@ import pytest
 dp_accounting = pytest.importorskip("dp_accounting")
 
 from keras_mi._compat import import_tf_privacy  # noqa: E402
-from keras_mi.baselines import (compute_epsilon, default_delta,  # noqa: E402
-                                noise_multiplier_for_epsilon, privacy_report)
+from keras_mi.baselines import (  # noqa: E402
+    compute_epsilon,
+    default_delta,
+    noise_multiplier_for_epsilon,
+    privacy_report,
+)
 
 
 def _rdp_epsilon(n, batch, sigma, epochs, delta):

@@ -75,7 +75,8 @@ def test_gaussian_scores_never_beat_the_true_epsilon_of_a_mu_gdp_pair():
     mu, delta = 2.0, 1e-3
 
     def delta_of(eps):
-        return stats.norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * stats.norm.cdf(-eps / mu - mu / 2)
+        return (stats.norm.cdf(-eps / mu + mu / 2)
+                - math.exp(eps) * stats.norm.cdf(-eps / mu - mu / 2))
 
     from scipy.optimize import brentq
     true_eps = brentq(lambda e: delta_of(e) - delta, 0.0, 50.0)

@@ -89,7 +89,8 @@ def linear(d, k, weights=None):
 # 1. The clipped sum of one padded, masked batch, both per-example methods.
 rng = np.random.default_rng(0)
 x = (2.0 * rng.normal(size=(20, 5))).astype("float32"); y = rng.integers(0, 4, 20)
-w = (0.5 * rng.normal(size=(5, 4))).astype("float32"); b = (0.1 * rng.normal(size=4)).astype("float32")
+w = (0.5 * rng.normal(size=(5, 4))).astype("float32")
+b = (0.1 * rng.normal(size=4)).astype("float32")
 mask = np.r_[np.ones(17), np.zeros(3)].astype("float32")
 model = linear(5, 4, [w, b])
 for method in ("vmap", "dense"):
