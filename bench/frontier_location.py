@@ -138,7 +138,9 @@ def figure(rows, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in sorted({r["label"] for r in rows}):
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^vP*Xh<>"
+    for i, label in enumerate(sorted({r["label"] for r in rows})):
         mine = [r for r in rows if r["label"] == label and r["low_fpr"]["0.001"]["resolved"]]
         if not mine:
             continue
@@ -146,7 +148,8 @@ def figure(rows, path):
         y = [max(r["low_fpr"]["0.001"]["tpr"], 1e-4) for r in mine]
         lo = [max(yy - r["low_fpr"]["0.001"]["ci"][0], 0) for yy, r in zip(y, mine)]
         hi = [max(r["low_fpr"]["0.001"]["ci"][1] - yy, 0) for yy, r in zip(y, mine)]
-        ax.errorbar(x, y, yerr=[lo, hi], fmt="o", capsize=3, label=label)
+        ax.errorbar(x, y, yerr=[lo, hi], fmt=markers[i % len(markers)], capsize=3, label=label,
+                    color=colors[(2 * i) % 20 + (i // 10) % 2])
     ax.set_yscale("log")
     ax.set_xlabel("test accuracy (median over the bank's models)")
     ax.set_ylabel("TPR at 0.1 % FPR (strongest attack, adaptive bank)")
