@@ -48,6 +48,7 @@ import keras
 from keras import ops
 
 from keras_mi.training.reference import labels_to_int
+from keras_mi.training.wrapped_model import WrappedModel
 
 __all__ = ["AdvRegModel", "AdvRegSchedule", "default_attack_model", "attack_features"]
 
@@ -95,7 +96,7 @@ class AdvRegSchedule(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
-class AdvRegModel(keras.Model):
+class AdvRegModel(WrappedModel):
     """Wraps a logits model in Nasr et al.'s adversarial regularization.
 
     Args:
@@ -135,11 +136,11 @@ class AdvRegModel(keras.Model):
       model. Sample weights weight the CE only.
     """
 
+    _nested_models = ("model", "attack_model")
+
     def __init__(self, model, reference=None, weight=1.0, attack_weight=1.0, warmup_epochs=1,
                  attack_model=None, num_classes=None, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(model, keras.layers.Layer):
-            raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
+        super().__init__(model, **kwargs)
         weight = float(weight)
         if not (weight >= 0.0 and math.isfinite(weight)):
             raise ValueError(f"AdvReg `weight` (λ) must be a finite number >= 0; received "
@@ -153,14 +154,10 @@ class AdvRegModel(keras.Model):
             raise ValueError(f"AdvReg `warmup_epochs` must be an int >= 0; received "
                              f"{warmup_epochs!r}.")
         if num_classes is None:
-            try:
-                num_classes = model.output_shape[-1]
-            except (AttributeError, ValueError):
-                num_classes = None
+            num_classes = self._model_output_width()
         if num_classes is None or int(num_classes) < 2:
             raise ValueError(f"AdvRegModel needs num_classes >= 2 (or a model with an output "
                              f"shape); received {num_classes}.")
-        self.model = model
         self.num_classes = int(num_classes)
         self.weight = weight
         self.attack_weight = attack_weight
@@ -176,8 +173,6 @@ class AdvRegModel(keras.Model):
         self.attack_acc_tracker = keras.metrics.Mean(name="attack_acc")
         self.gain_tracker = keras.metrics.Mean(name="gain")
         self._reference = None
-        if model.built:
-            self.built = True
         if reference is not None:
             self.set_reference(*reference)
 
@@ -204,20 +199,6 @@ class AdvRegModel(keras.Model):
         self.penalty_on.assign(1.0 if int(epoch) >= self.warmup_epochs else 0.0)
 
     # ----------------------------------------------------------------- model
-    def build(self, input_shape):
-        if not self.model.built:
-            self.model.build(input_shape)
-        super().build(input_shape)
-
-    def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
-
-    @staticmethod
-    def _int_labels(y):
-        if len(y.shape) == 2 and y.shape[-1] is not None and y.shape[-1] > 1:
-            return ops.cast(ops.argmax(y, axis=-1), "int32")
-        return ops.cast(ops.reshape(y, (-1,)), "int32")
-
     def adversarial_terms(self, y, y_pred):
         """``(gain, attack_mse, attack_acc)`` of one training batch (see module docstring)."""
         if self._reference is None:
@@ -232,7 +213,7 @@ class AdvRegModel(keras.Model):
         ref_probs = ops.stop_gradient(ops.softmax(ops.cast(
             self.model(ops.take(x_ref, idx, axis=0), training=False), "float32"), axis=-1))
         probs = ops.softmax(ops.cast(y_pred, "float32"), axis=-1)
-        labels = self._int_labels(y)
+        labels = self._labels_of(y)
         member = attack_features(probs, labels, self.num_classes)
         non_member = attack_features(ref_probs, ops.take(y_ref, idx), self.num_classes)
         h_in = ops.reshape(self.attack_model([ops.stop_gradient(t) for t in member]), (-1,))
@@ -292,17 +273,8 @@ class AdvRegModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update({
-            "model": keras.saving.serialize_keras_object(self.model),
-            "attack_model": keras.saving.serialize_keras_object(self.attack_model),
             "weight": self.weight, "attack_weight": self.attack_weight,
             "warmup_epochs": self.warmup_epochs, "num_classes": self.num_classes,
             "seed": self.seed,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        config["attack_model"] = keras.saving.deserialize_keras_object(config["attack_model"])
-        return cls(**config)

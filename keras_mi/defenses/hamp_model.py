@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mi.training.wrapped_model import WrappedModel
+
 __all__ = ["HAMPModel", "hamp_soft_label", "hamp_loss"]
 
 
@@ -101,7 +103,7 @@ def hamp_loss(logits, soft_targets, alpha):
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
-class HAMPModel(keras.Model):
+class HAMPModel(WrappedModel):
     """Wraps a logits model and trains it with HAMP's soft labels and entropy bonus.
 
     Args:
@@ -138,36 +140,18 @@ class HAMPModel(keras.Model):
 
     def __init__(self, model, gamma=0.5, alpha=0.001, num_classes=None, increment=0.01,
                  **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(model, keras.layers.Layer):
-            raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
+        super().__init__(model, **kwargs)
         self.gamma, self.alpha, self.increment = _check(gamma, alpha, increment)
         if num_classes is None:
-            try:
-                num_classes = model.output_shape[-1]
-            except (AttributeError, ValueError):
-                num_classes = None
+            num_classes = self._model_output_width()
         if num_classes is None:
             raise ValueError("HAMPModel needs `num_classes` for a model without an output shape.")
         self.num_classes = int(num_classes)
         self.top1, self.rest = hamp_soft_label(self.num_classes, self.gamma, self.increment)
-        self.model = model
-        if model.built:
-            self.built = True
-
-    def build(self, input_shape):
-        if not self.model.built:
-            self.model.build(input_shape)
-        super().build(input_shape)
-
-    def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
 
     def soft_targets(self, y):
         """HAMP's soft labels of int (or one-hot) labels ``y``."""
-        if len(y.shape) == 2 and y.shape[-1] is not None and y.shape[-1] > 1:
-            y = ops.argmax(y, axis=-1)
-        onehot = ops.one_hot(ops.cast(ops.reshape(y, (-1,)), "int32"), self.num_classes)
+        onehot = ops.one_hot(self._labels_of(y), self.num_classes)
         return onehot * self.top1 + (1.0 - onehot) * self.rest
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -179,13 +163,6 @@ class HAMPModel(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"model": keras.saving.serialize_keras_object(self.model),
-                       "gamma": self.gamma, "alpha": self.alpha,
+        config.update({"gamma": self.gamma, "alpha": self.alpha,
                        "num_classes": self.num_classes, "increment": self.increment})
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)

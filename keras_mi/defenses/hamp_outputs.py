@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mi.training.wrapped_model import WrappedModel
+
 __all__ = ["HAMPOutputs", "rank_replace"]
 
 SAMPLERS = ("uniform", "bernoulli")
@@ -55,7 +57,7 @@ def _as_bound(value, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
-class HAMPOutputs(keras.Model):
+class HAMPOutputs(WrappedModel):
     """A logits model whose inference outputs get HAMP's output modification.
 
     Args:
@@ -88,9 +90,7 @@ class HAMPOutputs(keras.Model):
     """
 
     def __init__(self, model, sampler="uniform", low=0.0, high=1.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(model, keras.layers.Layer):
-            raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
+        super().__init__(model, **kwargs)
         if sampler not in SAMPLERS:
             raise ValueError(f"HAMPOutputs `sampler` must be one of {SAMPLERS}; received "
                              f"{sampler!r}.")
@@ -102,20 +102,12 @@ class HAMPOutputs(keras.Model):
                              "broadcast together.") from None
         if sampler == "uniform" and not np.all(gap > 0):
             raise ValueError("HAMPOutputs needs `high` > `low` everywhere for the uniform sampler.")
-        self.model = model
         self.sampler = sampler
         self.low = low_a.tolist()
         self.high = high_a.tolist()
         self._low, self._gap = low_a, gap
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        if model.built:
-            self.built = True
-
-    def build(self, input_shape):
-        if not self.model.built:
-            self.model.build(input_shape)
-        super().build(input_shape)
 
     def random_inputs(self, inputs):
         """Random inputs of the shape and dtype of ``inputs`` (one per query)."""
@@ -133,13 +125,6 @@ class HAMPOutputs(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"model": keras.saving.serialize_keras_object(self.model),
-                       "sampler": self.sampler, "low": self.low, "high": self.high,
+        config.update({"sampler": self.sampler, "low": self.low, "high": self.high,
                        "seed": self.seed})
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)

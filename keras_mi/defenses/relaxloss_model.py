@@ -36,6 +36,8 @@ import math
 import keras
 from keras import ops
 
+from keras_mi.training.wrapped_model import WrappedModel
+
 __all__ = ["RelaxLossModel", "RelaxLossEpochs", "relaxloss_terms"]
 
 VARIANTS = ("tabular", "image")
@@ -100,7 +102,7 @@ class RelaxLossEpochs(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_mi")
-class RelaxLossModel(keras.Model):
+class RelaxLossModel(WrappedModel):
     """Wraps a logits model and trains it with the RelaxLoss objective.
 
     Args:
@@ -137,25 +139,13 @@ class RelaxLossModel(keras.Model):
     """
 
     def __init__(self, model, alpha=0.8, upper=0.3, variant="tabular", **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(model, keras.layers.Layer):
-            raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
+        super().__init__(model, **kwargs)
         self.alpha, self.upper = _check(alpha, upper, variant)
         self.variant = variant
-        self.model = model
-        self._check_classes(self._output_width())
+        self._check_classes(self._model_output_width())
         self.epoch = self.add_variable((), initializer="zeros", dtype="int32", trainable=False,
                                        name="epoch")
         self.ce_tracker = keras.metrics.Mean(name="ce")
-        if model.built:
-            self.built = True
-
-    def _output_width(self):
-        try:
-            shape = self.model.output_shape
-        except (AttributeError, ValueError):
-            return None
-        return None if shape is None or shape[-1] is None else int(shape[-1])
 
     def _check_classes(self, k):
         if k is None:
@@ -171,26 +161,12 @@ class RelaxLossModel(keras.Model):
         """Sets the epoch whose parity picks the loss (done by `RelaxLossEpochs`)."""
         self.epoch.assign(int(epoch))
 
-    def build(self, input_shape):
-        if not self.model.built:
-            self.model.build(input_shape)
-        super().build(input_shape)
-
-    def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
-
-    @staticmethod
-    def _onehot(y, y_pred):
-        k = ops.shape(y_pred)[-1]
-        if len(y.shape) == len(y_pred.shape) and y.shape[-1] is not None and y.shape[-1] > 1:
-            return ops.one_hot(ops.argmax(y, axis=-1), k)
-        return ops.one_hot(ops.cast(ops.reshape(y, (-1,)), "int32"), k)
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if sample_weight is not None:
             raise ValueError("RelaxLossModel does not support sample weights.")
-        ce, relaxed, flattened = relaxloss_terms(y_pred, self._onehot(y, y_pred), self.alpha,
-                                                 self.upper, self.variant)
+        ce, relaxed, flattened = relaxloss_terms(
+            y_pred, ops.one_hot(self._labels_of(y, y_pred), ops.shape(y_pred)[-1]), self.alpha,
+            self.upper, self.variant)
         self.ce_tracker.update_state(ce)
         if not training:
             loss = ce
@@ -205,7 +181,7 @@ class RelaxLossModel(keras.Model):
         """`keras.Model.fit` with `RelaxLossEpochs` added to the callbacks."""
         if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
             raise ValueError("RelaxLossModel does not support sample or class weights.")
-        self._check_classes(self._output_width())
+        self._check_classes(self._model_output_width())
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, RelaxLossEpochs) for c in callbacks):
             callbacks.insert(0, RelaxLossEpochs())
@@ -213,12 +189,5 @@ class RelaxLossModel(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"model": keras.saving.serialize_keras_object(self.model),
-                       "alpha": self.alpha, "upper": self.upper, "variant": self.variant})
+        config.update({"alpha": self.alpha, "upper": self.upper, "variant": self.variant})
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)

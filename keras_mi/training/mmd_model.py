@@ -68,13 +68,13 @@ from keras_mi.losses import log_odds as _log_odds
 from keras_mi.losses import mmd as _mmd
 from keras_mi.mmd_options import SCHEDULES, STATISTICS
 from keras_mi.training.reference import ReferenceSet
+from keras_mi.training.wrapped_model import WrappedModel
 
 __all__ = ["MMDModel"]
 
 
-
 @keras.saving.register_keras_serializable(package="keras_mi")
-class MMDModel(keras.Model):
+class MMDModel(WrappedModel):
     """Wraps a logits model and adds ``weight * MMD²`` to its training loss.
 
     Args:
@@ -143,9 +143,7 @@ class MMDModel(keras.Model):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not isinstance(model, keras.layers.Layer):
-            raise TypeError(f"`model` must be a Keras model; received {type(model).__name__}.")
+        super().__init__(model, **kwargs)
         weight = float(weight)
         if not weight >= 0.0:
             raise ValueError(
@@ -174,7 +172,6 @@ class MMDModel(keras.Model):
                 f"`gap_threshold` is an accuracy difference in [-1, 1]; received {gap_threshold} "
                 "(3 points is 0.03)."
             )
-        self.model = model
         self.weight = weight
         self.sigma = sigma if not isinstance(sigma, tuple) else list(sigma)
         self.schedule = schedule
@@ -202,10 +199,6 @@ class MMDModel(keras.Model):
         # Output width of a wrapped model without `output_shape` (subclassed
         # models), measured by `checks.check_before_fit`.
         self._output_width = None
-        # The wrapper adds no weights of its own: it is built once the wrapped
-        # model is (`BackupAndRestore` and `load_weights` check `built`).
-        if model.built:
-            self.built = True
         if reference is not None:
             self.set_reference(*reference)
 
@@ -279,21 +272,6 @@ class MMDModel(keras.Model):
             self.make_test_function(force=True)
 
     # ----------------------------------------------------------------- model
-    def build(self, input_shape):
-        if not self.model.built:
-            self.model.build(input_shape)
-        super().build(input_shape)
-
-    def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
-
-    def _labels_of(self, y, y_pred):
-        """Int32 class ids of a batch of int, one-hot or soft labels."""
-        rank = len(y.shape)
-        if rank == len(y_pred.shape) and y.shape[-1] is not None and y.shape[-1] > 1:
-            return ops.cast(ops.argmax(y, axis=-1), "int32")
-        return ops.cast(ops.reshape(y, (-1,)), "int32")
-
     def _reference_indices(self, labels):
         """Class-matched reference rows for a batch of int class ids."""
         ref = self._reference
@@ -448,7 +426,6 @@ class MMDModel(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "model": keras.saving.serialize_keras_object(self.model),
                 "weight": self.weight,
                 "sigma": self.sigma,
                 "schedule": self.schedule,
@@ -465,9 +442,3 @@ class MMDModel(keras.Model):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)
