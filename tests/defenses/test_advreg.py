@@ -1,11 +1,6 @@
 """AdvRegModel: its min-max step vs NumPy, the inference model learns, saving, JAX."""
 
 import inspect
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -43,28 +38,12 @@ def np_terms(w, a, b, x, y, x_ref, y_ref):
     return ce, gain, mse
 
 
-def np_grad(fun, v, eps=1e-6):
-    g = np.zeros_like(v, dtype=np.float64)
-    for idx in np.ndindex(*v.shape):
-        hi, lo = v.astype(np.float64).copy(), v.astype(np.float64).copy()
-        hi[idx] += eps
-        lo[idx] -= eps
-        g[idx] = (fun(hi) - fun(lo)) / (2 * eps)
-    return g
-
-
 def tiny_attack(a, b):
     probs, labels = keras.Input((K,)), keras.Input((K,))
     out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Concatenate()([probs, labels]))
     model = keras.Model([probs, labels], out)
     model.layers[-1].set_weights([a.astype("float32"), b.astype("float32")])
     return model
-
-
-def linear(w):
-    net = keras.Sequential([keras.Input((D,)), keras.layers.Dense(K, use_bias=False)])
-    net.layers[0].set_weights([w])
-    return net
 
 
 @pytest.fixture
@@ -81,7 +60,7 @@ def case():
 
 @pytest.mark.parametrize("warmup, weight, attack_weight", [(0, 3.0, 1.0), (0, 0.5, 4.0),
                                                            (1, 3.0, 1.0)])
-def test_one_sgd_step_matches_numpy(case, warmup, weight, attack_weight):
+def test_one_sgd_step_matches_numpy(case, warmup, weight, attack_weight, np_grad, linear):
     x, y, w, a, b, x_ref, y_ref = case
     lr = 0.5
     model = AdvRegModel(linear(w), reference=(x_ref, y_ref), weight=weight,
@@ -113,7 +92,7 @@ def test_one_sgd_step_matches_numpy(case, warmup, weight, attack_weight):
 
 
 
-def test_gain_is_the_pre_step_one_in_every_fresh_step(case):
+def test_gain_is_the_pre_step_one_in_every_fresh_step(case, linear):
     """Regression: the gain once read h's weights a second time, detached
     (``stateless_call``); in TensorFlow's graph that read raced with the
     optimizer's in-place update, and about one step in four logged the gain
@@ -158,7 +137,7 @@ def test_inference_model_learns_and_the_defense_fights_it():
     assert defended < free - 0.1
 
 
-def test_keras_round_trip(tmp_path, case):
+def test_keras_round_trip(tmp_path, case, linear):
     x, y, w, a, b, x_ref, y_ref = case
     model = AdvRegModel(linear(w), reference=(x_ref, y_ref), weight=2.0, attack_weight=0.5,
                         warmup_epochs=1, seed=3)
@@ -185,12 +164,12 @@ def test_keras_round_trip(tmp_path, case):
     ({"warmup_epochs": -1}, "warmup"), ({"warmup_epochs": 1.5}, "warmup"),
     ({"num_classes": 1}, "num_classes"),
 ])
-def test_bad_hyper_parameters(case, kwargs, match):
+def test_bad_hyper_parameters(case, kwargs, match, linear):
     with pytest.raises(ValueError, match=match):
         AdvRegModel(linear(case[2]), **kwargs)
 
 
-def test_bad_reference(case):
+def test_bad_reference(case, linear):
     x, y, w, *_ = case
     with pytest.raises(ValueError, match="class id 7"):
         AdvRegModel(linear(w), reference=(x, np.full(len(x), 7)))
@@ -230,14 +209,9 @@ print("RESULT " + json.dumps({
 
 
 @pytest.mark.slow
-def test_runs_under_jax(case):
+def test_runs_under_jax(case, np_grad, jax_child):
     x, y, w, a, b, x_ref, y_ref = case
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(JAX)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    out = json.loads(line[len("RESULT "):])
+    out = jax_child(JAX, timeout=600)
     ce, gain, mse = np_terms(w, a, b, x, y, x_ref, y_ref)
     assert out["loss"] == pytest.approx(ce + 3.0 * gain + mse, abs=1e-6)
 

@@ -1,11 +1,5 @@
 """HAMP: soft labels, loss and step vs NumPy; the output modification; saving; JAX."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
@@ -49,16 +43,6 @@ def np_alter_output(output, reference):
     return new
 
 
-def np_grad(fun, w, eps=1e-6):
-    g = np.zeros_like(w, dtype=np.float64)
-    for idx in np.ndindex(*w.shape):
-        hi, lo = w.astype(np.float64).copy(), w.astype(np.float64).copy()
-        hi[idx] += eps
-        lo[idx] -= eps
-        g[idx] = (fun(hi) - fun(lo)) / (2 * eps)
-    return g
-
-
 @pytest.fixture
 def batch():
     rng = np.random.default_rng(2)
@@ -66,13 +50,6 @@ def batch():
     y = rng.integers(0, 5, 10)
     w = (0.8 * rng.normal(size=(6, 5))).astype("float32")
     return x, y, w
-
-
-def linear(w):
-    net = keras.Sequential([keras.Input((w.shape[0],)),
-                            keras.layers.Dense(w.shape[1], use_bias=False)])
-    net.layers[0].set_weights([w])
-    return net
 
 
 # ------------------------------------------------------------------ training
@@ -96,7 +73,7 @@ def test_loss_matches_numpy(batch):
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.001, 0.5])
-def test_one_sgd_step_matches_numpy(batch, alpha):
+def test_one_sgd_step_matches_numpy(batch, alpha, np_grad, linear):
     x, y, w = batch
     model = HAMPModel(linear(w), gamma=0.5, alpha=alpha)
     model.compile(keras.optimizers.SGD(1.0))
@@ -111,7 +88,7 @@ def test_one_sgd_step_matches_numpy(batch, alpha):
                                atol=1e-6)
 
 
-def test_training_lowers_confidence(batch):
+def test_training_lowers_confidence(batch, linear):
     """Fitted to HAMP's labels, the top-1 probability settles near ``top1``, not 1."""
     _, y, _ = batch
     x = np.random.default_rng(5).normal(size=(len(y), 20)).astype("float32")
@@ -131,7 +108,7 @@ def test_rank_replace_matches_the_authors_loop():
     np.testing.assert_allclose(got, np_alter_output(out, ref), atol=1e-6)
 
 
-def test_outputs_are_the_random_inputs_logits_in_the_queries_ranking(batch):
+def test_outputs_are_the_random_inputs_logits_in_the_queries_ranking(batch, linear):
     x, _, w = batch
     net = linear(w)
     defended = HAMPOutputs(net, sampler="uniform", low=-1.0, high=1.0, seed=0)
@@ -144,7 +121,7 @@ def test_outputs_are_the_random_inputs_logits_in_the_queries_ranking(batch):
     np.testing.assert_allclose(plain, x @ w, atol=1e-5)
 
 
-def test_predict_keeps_the_ranking_and_hides_the_confidence(batch):
+def test_predict_keeps_the_ranking_and_hides_the_confidence(batch, linear):
     x, _, w = batch
     net = linear(w)  # no bias: an all-zero random input would tie its logits
     defended = HAMPOutputs(net, sampler="uniform", seed=1)
@@ -168,7 +145,7 @@ def test_samplers_draw_from_their_support():
 
 
 # ------------------------------------------------------------------- saving
-def test_keras_round_trips(tmp_path, batch):
+def test_keras_round_trips(tmp_path, batch, linear):
     x, y, w = batch
     model = HAMPModel(linear(w), gamma=0.7, alpha=0.01)
     model.compile("sgd")
@@ -194,7 +171,7 @@ def test_keras_round_trips(tmp_path, batch):
     ({"alpha": -0.1}, "alpha"), ({"alpha": float("nan")}, "alpha"),
     ({"increment": 0.0}, "increment"), ({"increment": 0.5}, "increment"),
 ])
-def test_bad_training_hyper_parameters(batch, kwargs, match):
+def test_bad_training_hyper_parameters(batch, kwargs, match, linear):
     with pytest.raises(ValueError, match=match):
         HAMPModel(linear(batch[2]), **kwargs)
 
@@ -203,7 +180,7 @@ def test_bad_training_hyper_parameters(batch, kwargs, match):
     ({"sampler": "gauss"}, "sampler"), ({"low": 1.0, "high": 1.0}, "high"),
     ({"low": [0.0, 0.0], "high": [1.0, 1.0, 1.0]}, "broadcast"), ({"high": float("inf")}, "finite"),
 ])
-def test_bad_output_hyper_parameters(batch, kwargs, match):
+def test_bad_output_hyper_parameters(batch, kwargs, match, linear):
     with pytest.raises(ValueError, match=match):
         HAMPOutputs(linear(batch[2]), **kwargs)
 
@@ -243,14 +220,9 @@ print("RESULT " + json.dumps({
 
 
 @pytest.mark.slow
-def test_runs_under_jax(batch):
+def test_runs_under_jax(batch, np_grad, jax_child):
     x, y, w = batch
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(JAX)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    out = json.loads(line[len("RESULT "):])
+    out = jax_child(JAX)
     top1, rest = hamp_soft_label(5, 0.5)
 
     def fun(v):

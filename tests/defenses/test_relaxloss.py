@@ -1,11 +1,5 @@
 """RelaxLossModel: its loss and step against NumPy, saving, JAX, bad input."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
@@ -39,16 +33,6 @@ def np_relaxloss(w, x, y, k, alpha, upper, variant, epoch, training=True):
     return soft_ce.mean()
 
 
-def np_grad(fun, w, eps=1e-6):
-    g = np.zeros_like(w, dtype=np.float64)
-    for idx in np.ndindex(*w.shape):
-        hi, lo = w.astype(np.float64).copy(), w.astype(np.float64).copy()
-        hi[idx] += eps
-        lo[idx] -= eps
-        g[idx] = (fun(hi) - fun(lo)) / (2 * eps)
-    return g
-
-
 @pytest.fixture
 def batch():
     rng = np.random.default_rng(1)
@@ -56,13 +40,6 @@ def batch():
     y = rng.integers(0, 4, 12)
     w = (0.7 * rng.normal(size=(5, 4))).astype("float32")
     return x, y, w
-
-
-def linear(w):
-    net = keras.Sequential([keras.Input((w.shape[0],)),
-                            keras.layers.Dense(w.shape[1], use_bias=False)])
-    net.layers[0].set_weights([w])
-    return net
 
 
 @pytest.mark.parametrize("variant", ["tabular", "image"])
@@ -82,7 +59,7 @@ def test_terms_match_numpy(batch, variant):
 @pytest.mark.parametrize("variant", ["tabular", "image"])
 @pytest.mark.parametrize("alpha", [5.0, 0.1])
 @pytest.mark.parametrize("epoch", [0, 1])
-def test_one_sgd_step_matches_numpy(batch, variant, alpha, epoch):
+def test_one_sgd_step_matches_numpy(batch, variant, alpha, epoch, np_grad, linear):
     x, y, w = batch
     k, lr = w.shape[1], 0.1
     model = RelaxLossModel(linear(w), alpha=alpha, upper=0.4, variant=variant)
@@ -98,7 +75,7 @@ def test_one_sgd_step_matches_numpy(batch, variant, alpha, epoch):
     np.testing.assert_allclose(model.model.layers[0].get_weights()[0], expected, atol=1e-6)
 
 
-def test_flattening_gradient_flows_through_the_soft_targets(batch):
+def test_flattening_gradient_flows_through_the_soft_targets(batch, np_grad, linear):
     """The authors do not detach the targets; a detached version steps elsewhere."""
     x, y, w = batch
     k = w.shape[1]
@@ -121,7 +98,7 @@ def test_flattening_gradient_flows_through_the_soft_targets(batch):
     assert np.abs(got - np_grad(detached, w)).max() > 1e-3
 
 
-def test_ascent_below_alpha_raises_the_loss(batch):
+def test_ascent_below_alpha_raises_the_loss(batch, linear):
     x, y, w = batch
     model = RelaxLossModel(linear(w), alpha=5.0, upper=0.4)
     model.compile(keras.optimizers.SGD(0.5))
@@ -131,7 +108,7 @@ def test_ascent_below_alpha_raises_the_loss(batch):
     assert after > before + 1e-3
 
 
-def test_fit_alternates_by_epoch(batch):
+def test_fit_alternates_by_epoch(batch, linear):
     """Full-batch fit: each epoch's logged loss is the NumPy loss of its parity."""
     x, y, w = batch
     k = w.shape[1]
@@ -147,7 +124,7 @@ def test_fit_alternates_by_epoch(batch):
     assert int(model.epoch.numpy()) == 3
 
 
-def test_keras_round_trip(tmp_path, batch):
+def test_keras_round_trip(tmp_path, batch, linear):
     x, y, w = batch
     model = RelaxLossModel(linear(w), alpha=0.5, upper=0.6, variant="image", name="rl")
     model.compile("sgd")
@@ -166,13 +143,13 @@ def test_keras_round_trip(tmp_path, batch):
     ({"alpha": float("inf")}, "alpha"), ({"upper": 0.0}, "upper"), ({"upper": 1.5}, "upper"),
     ({"upper": 0.25}, "1/K"), ({"variant": "cifar"}, "variant"),
 ])
-def test_bad_hyper_parameters(batch, kwargs, match):
+def test_bad_hyper_parameters(batch, kwargs, match, linear):
     _, _, w = batch  # K = 4, so upper must exceed 0.25
     with pytest.raises(ValueError, match=match):
         RelaxLossModel(linear(w), **kwargs)
 
 
-def test_sample_weights_refused(batch):
+def test_sample_weights_refused(batch, linear):
     x, y, w = batch
     model = RelaxLossModel(linear(w))
     model.compile("sgd")
@@ -208,14 +185,9 @@ print("RESULT " + json.dumps({"loss": hist["loss"], "seen": seen, "epoch": int(m
 
 
 @pytest.mark.slow
-def test_runs_under_jax(batch):
+def test_runs_under_jax(batch, jax_child):
     x, y, w = batch
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(JAX)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    out = json.loads(line[len("RESULT "):])
+    out = jax_child(JAX)
     expected = [np_relaxloss(np.array(v), x, y, 4, 1.2, 0.4, "tabular", e)
                 for e, v in enumerate(out["seen"])]
     np.testing.assert_allclose(out["loss"], expected, atol=1e-6)
