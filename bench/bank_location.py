@@ -91,8 +91,7 @@ def config_for(args, seed):
     if args.quick:
         overrides.update({"training.epochs": 3, "split.members": 300, "split.non_members": 300,
                           "split.reference": 300, "split.test": 300, "split.shadow": 0,
-                          # The preset's tuned DP-SGD is full-batch: a bank half is 300.
-                          "attacks": ["loss"], "dpsgd.epochs": 2, "dpsgd.batch_size": 300})
+                          "attacks": ["loss"], "dpsgd.epochs": 2})
     return get_preset("location").with_overrides(overrides)
 
 
@@ -144,8 +143,8 @@ def dp_jax_worker(run: pathlib.Path, num_models: int) -> None:
                      (x[split.non_members], y[split.non_members]))
     architecture = dp.architecture or cfg.architecture
 
-    batch, epochs = dp.batch_size or recipe.batch_size, dp.epochs or recipe.epochs
     n = len(pool[0]) // 2
+    batch, epochs = dp.batch_for(n, recipe.batch_size), dp.epochs or recipe.epochs
     # Every bank model trains on n records: one calibration serves them all
     # (the same bisection train_dpsgd_keras runs for target_epsilon).
     sigma = noise_multiplier_for_epsilon(dp.epsilon, n, batch, epochs, dp.delta, "rdp",

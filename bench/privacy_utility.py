@@ -75,10 +75,8 @@ def build_config(args, seed, with_dpsgd=True):
     if data_dir is not None:
         overrides["data_dir"] = str(data_dir)
     if args.quick:
-        # dpsgd.batch_size: the preset's tuned DP-SGD is full-batch (1,000 members).
         overrides.update({"training.epochs": 2, "split.members": 300, "split.non_members": 300,
-                          "split.reference": 300, "split.test": 300, "split.shadow": 0,
-                          "dpsgd.batch_size": 300})
+                          "split.reference": 300, "split.test": 300, "split.shadow": 0})
     if args.epochs:
         overrides["training.epochs"] = args.epochs
     for item in args.set:

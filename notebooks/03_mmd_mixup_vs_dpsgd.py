@@ -47,8 +47,6 @@ config = experiment.get_preset("location").with_overrides({
     "split.members": members, "split.non_members": members, "split.reference": members,
     "split.test": members, "split.shadow": 0, "training.epochs": epochs, "seed": seed,
     "defenses": ["none", "mixup", "mmd+mixup"] + [f"dpsgd:{eps:g}" for eps in epsilons],
-    # The preset's tuned DP-SGD trains on full batches: keep it so for any member count.
-    "dpsgd.batch_size": members,
     "attacks": ["gap", "loss", "confidence", "entropy", "modified_entropy"],
 })
 report = experiment.run_experiment(config, out_dir, verbose=0)

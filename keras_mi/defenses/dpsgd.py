@@ -65,8 +65,8 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
     epsilon = accountant_epsilon(config, argument)
     recipe = config.training
     epochs = dp.epochs or recipe.epochs
-    batch_size = dp.batch_size or recipe.batch_size
     splits = data["eval"]
+    batch_size = dp.batch_for(len(splits["members"][0]), recipe.batch_size)
     architecture = dp.architecture or architecture  # the DP model may be a smaller one
     if dp.implementation == "keras_jax":
         return _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
@@ -132,12 +132,12 @@ def check_data(config, facts, argument: Optional[float]) -> List[str]:
         except ValueError as err:
             errors.append(f"dpsgd.architecture '{dp.architecture}' on inputs "
                           f"{tuple(facts.input_shape)}: {err}")
-    batch = dp.batch_size or config.training.batch_size
     epochs = dp.epochs or config.training.epochs
     sets = [("split.members", config.split.members)]
     if config.bank.size:
         sets.append(("a bank model's half", (config.split.members + config.split.non_members) // 2))
     for what, n in sets:
+        batch = dp.batch_for(n, config.training.batch_size)
         try:
             validate_dp_arguments(n, batch, 1.0, epochs, dp.delta, dp.l2_norm_clip,
                                   dp.num_microbatches)
@@ -146,6 +146,7 @@ def check_data(config, facts, argument: Optional[float]) -> List[str]:
     if errors:
         return errors
     n, eps = config.split.members, accountant_epsilon(config, argument)
+    batch = dp.batch_for(n, config.training.batch_size)
     try:
         noise_multiplier_for_epsilon(eps, n, batch, epochs, dp.delta, "rdp",
                                      dp.num_microbatches, steps=epochs * (n // batch))

@@ -143,8 +143,9 @@ class DPSGDSettings:
     ``None`` uses the run's ``architecture``. Under DP a smaller model often
     wins (e.g. ``linear``, softmax regression, on Location), so the DP row
     may differ from the undefended one. Steps are ``epochs * (n //
-    batch_size)``: with ``batch_size`` equal to the training set size (full
-    batch) ``epochs`` is the number of steps.
+    batch_size)``. ``batch_size="full"`` is the whole training set of each
+    DP model (the members for the target, a bank model's half for a bank
+    model; sampling rate q = 1), and then ``epochs`` is the number of steps.
 
     ``tf_privacy_optimizer`` picks TF-Privacy's path (``tf_privacy`` only):
     ``"microbatched"`` (``DPKerasSGDOptimizer``, the default),
@@ -164,11 +165,33 @@ class DPSGDSettings:
     momentum: float = 0.0
     num_microbatches: Optional[int] = None  # None: per-example clipping
     epochs: Optional[int] = None
-    batch_size: Optional[int] = None
+    batch_size: Optional[Union[int, str]] = None  # None: training.batch_size; "full"
     implementation: str = "tf_privacy"
     architecture: Optional[str] = None  # None: the run's architecture
     tf_privacy_optimizer: str = "microbatched"
 
+    def batch_for(self, num_records: int, recipe_batch_size: int) -> int:
+        """The DP-SGD batch size on a training set of ``num_records`` records.
+
+        Args:
+          num_records: the DP model's training set size.
+          recipe_batch_size: ``training.batch_size``, used when ``batch_size``
+            is null.
+
+        Returns:
+          ``num_records`` for ``"full"``, else ``batch_size`` or the recipe's.
+
+        Example:
+          >>> DPSGDSettings(batch_size="full").batch_for(300, 64)
+          300
+        """
+        if self.batch_size == FULL_BATCH:
+            return int(num_records)
+        return int(self.batch_size or recipe_batch_size)
+
+
+#: ``dpsgd.batch_size`` value for full-batch DP-SGD (every record each step).
+FULL_BATCH = "full"
 
 #: DP-SGD trainers of the ``dpsgd`` defense (``dpsgd.implementation``).
 DPSGD_IMPLEMENTATIONS = ("tf_privacy", "keras_jax")
@@ -473,11 +496,13 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
     need(0.0 <= dp.momentum < 1.0, f"dpsgd.momentum must lie in [0, 1); got {dp.momentum}.")
     need(dp.epochs is None or dp.epochs >= 1,
          f"dpsgd.epochs must be at least 1 (or null for training.epochs); got {dp.epochs}.")
-    need(dp.batch_size is None or dp.batch_size >= 1,
-         f"dpsgd.batch_size must be at least 1 (or null for training.batch_size); got "
-         f"{dp.batch_size}.")
-    dp_batch = dp.batch_size or t.batch_size
-    if dp.num_microbatches is not None:
+    need(dp.batch_size is None or dp.batch_size == FULL_BATCH
+         or (isinstance(dp.batch_size, int) and dp.batch_size >= 1),
+         f"dpsgd.batch_size must be at least 1, '{FULL_BATCH}' (the whole training set) or "
+         f"null (training.batch_size); got {dp.batch_size!r}.")
+    # A full batch's size is the training set's, checked with the data (check_data).
+    dp_batch = None if dp.batch_size == FULL_BATCH else dp.batch_size or t.batch_size
+    if dp.num_microbatches is not None and dp_batch is not None:
         need(dp.num_microbatches >= 1 and dp_batch >= 1 and dp_batch % dp.num_microbatches == 0,
              f"dpsgd.num_microbatches ({dp.num_microbatches}) must be a positive divisor of the "
              f"DP-SGD batch size ({dp_batch}), or null for per-example clipping.")
@@ -625,6 +650,14 @@ def _coerce(obj, where: str) -> None:
                 raise ValueError(f"{where}.{field.name} must not be null.")
             continue
         base = ftype.replace("Optional[", "").rstrip("]")
+        if ftype == "Optional[Union[int, str]]":
+            # A count (integral floats become ints) or a keyword; validate() names it.
+            if isinstance(value, float) and value.is_integer():
+                setattr(obj, field.name, int(value))
+            elif not isinstance(value, (int, str)) or isinstance(value, bool):
+                raise ValueError(f"{where}.{field.name} must be an integer or a string, "
+                                 f"got {value!r}.")
+            continue
         if ftype == "Union[float, List[float]]":
             # A number or a list of numbers, kept as floats (validate() bounds them).
             if isinstance(value, list):

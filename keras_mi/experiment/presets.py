@@ -39,8 +39,8 @@ def _location() -> ExperimentConfig:
         # split; docs/benchmarks.md section 8): softmax regression, full batch
         # (Poisson, q = 1), 50 steps, lr 4.0 on the clipped sum, clip 1; the Keras 3 /
         # JAX trainer the grid ran (Poisson batches: what the accountant assumes).
-        # The batch is the 1,000 members (and a bank model's 1,000-record half).
-        dpsgd=DPSGDSettings(epsilon=4.0, l2_norm_clip=1.0, learning_rate=4.0, batch_size=1000,
+        # "full": every DP model's whole training set (1,000 here), at any split size.
+        dpsgd=DPSGDSettings(epsilon=4.0, l2_norm_clip=1.0, learning_rate=4.0, batch_size="full",
                             epochs=50, implementation="keras_jax", architecture="linear"),
         num_shadow_models=2,
     )

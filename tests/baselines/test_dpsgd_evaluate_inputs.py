@@ -37,6 +37,13 @@ CASES = {
     "batch_above_a_bank_half": (JAX + ["--bank", "4", "--set", "split.non_members=60",
                                        "--set", "dpsgd.batch_size=90"],
                                 "dpsgd on a bank model's half (80 records)"),
+    "batch_an_unknown_word": (["--set", "dpsgd.batch_size=half"],
+                              "dpsgd.batch_size must be at least 1, 'full'"),
+    "batch_zero": (["--set", "dpsgd.batch_size=0"], "dpsgd.batch_size must be at least 1"),
+    # A full batch is the training set: 100 members do not split into 7 microbatches.
+    "full_batch_not_divisible_into_microbatches": (
+        ["--set", "dpsgd.batch_size=full", "--set", "dpsgd.num_microbatches=7"],
+        "dpsgd on split.members (100 records)"),
     "unknown_dp_architecture": (["--set", "dpsgd.architecture=resnet50"],
                                 "dpsgd.architecture 'resnet50' is not one of"),
     "dp_architecture_needs_images": (["--set", "dpsgd.architecture=small_cnn"],
@@ -145,7 +152,28 @@ def test_location_preset_dpsgd_row_is_the_tuned_keras_jax_linear_setting():
     cfg = get_preset("location")
     cfg.validate()
     dp = cfg.dpsgd
-    assert (dp.implementation, dp.architecture, dp.batch_size) == ("keras_jax", "linear", 1000)
-    assert dp.batch_size == cfg.split.members  # full batch: epochs are steps
+    assert (dp.implementation, dp.architecture, dp.batch_size) == ("keras_jax", "linear", "full")
+    assert dp.batch_for(cfg.split.members, cfg.training.batch_size) == 1000  # epochs are steps
     # the new fields count in the run's identity once they leave their defaults
     assert identity_dict(cfg)["dpsgd"]["architecture"] == "linear"
+
+
+@pytest.mark.parametrize("members", [20, 13])
+def test_full_batch_is_each_dp_models_training_set(members, monkeypatch):
+    """``dpsgd.batch_size="full"`` reaches the trainer as the size of the training set
+    it is given (the members for a target, a half for a bank model), not a number
+    fixed in the config; steps then equal ``dpsgd.epochs``."""
+    from keras_mi.defenses import dpsgd as dp_entry
+    from keras_mi.experiment import ExperimentConfig
+
+    monkeypatch.setattr("keras_mi.baselines.dpsgd_keras_subprocess."
+                        "train_dpsgd_keras_subprocess", lambda *a, **kw: _capture(**kw))
+    cfg = ExperimentConfig().with_overrides({
+        "dpsgd.implementation": "keras_jax", "dpsgd.batch_size": "full", "dpsgd.epochs": 3,
+        "training.batch_size": 4})
+    pair = (np.zeros((members, 4), "float32"), np.arange(members) % 2)
+    data = {"eval": {"members": pair, "non_members": pair}, "work_dir": None}
+    with pytest.raises(_Captured) as got:
+        dp_entry.train_outputs(cfg, data, (4,), 2, "linear", 0, 0, 4.0)
+    assert got.value.args[0]["batch_size"] == members
+    assert got.value.args[0]["epochs"] == 3
