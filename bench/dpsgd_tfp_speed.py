@@ -20,12 +20,23 @@ All DP paths use the same clip and noise multiplier (σ = 1, C = 1). The first
 epoch of each (graph tracing, XLA compilation) is excluded; the ratio is the
 median epoch time over the plain median. Speed does not depend on the
 values, so AlexNet uses random 32x32x3 images; Location uses its real
-members. ``--agree`` also checks with zero noise and a huge clip that each DP
+members.
+
+A whole AlexNet epoch of the slow paths is too long to repeat on 2 CPU
+cores, so ``--steps N`` times a fixed number of steps instead: the training
+set becomes ``N * batch_size`` examples (one timed "epoch" is exactly ``N``
+steps of every path) and the untimed warm-up round runs only
+``--warmup-steps`` steps (default 1) of each path, enough to trace and
+compile its train step. Since an epoch is ``n // batch_size`` such steps,
+the ratio of these fixed-step times is the ratio of epoch times at that
+batch size. ``--agree`` also checks with zero noise and a huge clip that each DP
 path's first step equals plain SGD's (max abs weight difference).
 
 Usage:
   python bench/dpsgd_tfp_speed.py --out docs/results/dpsgd_tfp_speed   # ~10 min, 2 cores
   python bench/dpsgd_tfp_speed.py --quick          # tiny sizes, 1 round (CI smoke test)
+  python bench/dpsgd_tfp_speed.py --models alexnet --steps 3 --batch-size 64 --rounds 3 \
+      --paths plain vectorized fast_clipping    # AlexNet, 3 timed steps per path and round
 """
 
 from __future__ import annotations
@@ -56,6 +67,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None,
                    help="default 128 (Location), 100 (AlexNet, the paper's)")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
+    p.add_argument("--steps", type=int, default=None,
+                   help="time this many steps per path and round (sets --members to "
+                        "steps * batch size) instead of a whole epoch")
+    p.add_argument("--warmup-steps", type=int, default=1,
+                   help="with --steps: steps of the untimed warm-up round (default 1)")
     p.add_argument("--agree", action="store_true", help="also the zero-noise one-step check")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
@@ -63,19 +79,33 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.models = args.models or ["location", "alexnet"]
     args.rounds = args.rounds or (1 if args.quick else 5)
+    if args.steps is not None and (args.steps < 1 or args.warmup_steps < 1
+                                   or args.members is not None):
+        p.error("--steps and --warmup-steps need positive counts, and no --members")
     return args
+
+
+def batch_size_for(model_name, args):
+    if args.batch_size:
+        return args.batch_size
+    if args.quick:
+        return 32 if model_name == "location" else 10
+    return 128 if model_name == "location" else 100
 
 
 def data_for(model_name, args):
     rng = np.random.default_rng(args.seed)
+    members = args.members
+    if args.steps is not None:
+        members = args.steps * batch_size_for(model_name, args)
     if model_name == "location":
         from keras_mi.data import load_dataset
         x, y = load_dataset("location", data_dir=args.data_dir or _common.default_data_dir(),
                             download=False)
-        n = args.members or (64 if args.quick else 1000)
+        n = members or (64 if args.quick else 1000)
         idx = rng.permutation(len(x))[:n]
         return x[idx].astype("float32"), y[idx].astype("int64"), (446,), 30
-    n = args.members or (20 if args.quick else 1000)
+    n = members or (20 if args.quick else 1000)
     x = rng.random((n, 32, 32, 3), dtype="float32")
     return x, rng.integers(0, 10, n).astype("int64"), (32, 32, 3), 10
 
@@ -116,25 +146,32 @@ def timed_epochs(args, model_name):
 
     x, y, shape, classes = data_for(model_name, args)
     arch = "mlp_tanh" if model_name == "location" else "alexnet"
-    batch = args.batch_size or ((32 if model_name == "location" else 10) if args.quick
-                                else (128 if model_name == "location" else 100))
+    batch = batch_size_for(model_name, args)
     models, labels = {}, {}
     for path in args.paths:
         models[path], labels[path] = build(path, arch, shape, classes, args.seed)
     dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=args.seed)
                .batch(batch, drop_remainder=True))
+    # --steps: the warm-up round runs only a few steps (same shapes, so the
+    # traced train function is reused by the timed rounds).
+    warmup = dataset.take(args.warmup_steps) if args.steps is not None else dataset
     times = {p: [] for p in args.paths}
     for r in range(args.rounds + 1):
         order = args.paths[r % len(args.paths):] + args.paths[:r % len(args.paths)]
         for path in order:
             t0 = time.perf_counter()
-            models[path].fit(dataset, epochs=1, verbose=0)
+            models[path].fit(warmup if r == 0 else dataset, epochs=1, verbose=0)
             times[path].append(time.perf_counter() - t0)
         _common.stamp(f"  {model_name} round {r}: " + ", ".join(
             f"{p} {times[p][-1]:.2f}s" for p in args.paths))
     timed = {p: t[1:] for p, t in times.items()}  # round 0 traces/compiles
     base = _common.median(timed["plain"]) if "plain" in timed else None
+    steps = len(x) // batch
     return {"architecture": arch, "members": len(x), "batch_size": batch,
+            "steps_per_timed_epoch": steps,
+            "median_step_s": {p: _common.median(t) / steps for p, t in timed.items()},
+            "per_round_ratio_to_plain": ({p: [a / b for a, b in zip(t, timed["plain"])]
+                                          for p, t in timed.items()} if base else {}),
             "labels": labels, "epoch_times_s": timed,
             "median_s": {p: _common.median(t) for p, t in timed.items()},
             "ratio_to_plain": ({p: _common.median(t) / base for p, t in timed.items()}
@@ -173,15 +210,22 @@ def main(argv=None):
     rows = []
     for name, m in report["models"].items():
         for p in args.paths:
-            rows.append([name, m["architecture"], m["batch_size"], m["labels"][p],
-                         f"{m['median_s'][p]:.3f}", f"{m['ratio_to_plain'][p]:.2f}x",
+            rows.append([name, m["architecture"], m["batch_size"],
+                         m["steps_per_timed_epoch"], m["labels"][p],
+                         f"{m['median_s'][p]:.3f}", f"{m['median_step_s'][p]:.3f}",
+                         f"{m['ratio_to_plain'][p]:.2f}x",
                          f"{m.get('max_abs_weight_diff_zero_noise', {}).get(p, float('nan')):.1e}"
                          if p != "plain" else "–"])
     text = (f"# TF-Privacy DP-SGD paths vs a plain tf-keras epoch\n\n"
             f"{report['machine']['date_utc']}, {report['machine']['cpu_count']} CPU cores, "
-            f"{args.rounds} interleaved rounds (first excluded), σ = 1, C = 1.\n\n"
-            + _common.markdown_table(["data", "model", "batch", "path", "median epoch s",
-                                      "× plain", "zero-noise step diff"], rows) + "\n")
+            f"{args.rounds} interleaved rounds after an untimed warm-up round"
+            + (f" of {args.warmup_steps} step(s)" if args.steps is not None else "")
+            + ", σ = 1, C = 1. A timed epoch is `steps` steps"
+            + (" (--steps: the epoch ratio at this batch)" if args.steps is not None else "")
+            + ".\n\n"
+            + _common.markdown_table(["data", "model", "batch", "steps", "path",
+                                      "median epoch s", "median step s", "× plain",
+                                      "zero-noise step diff"], rows) + "\n")
     _common.write_json_atomic(out / "dpsgd_tfp_speed.json", report)
     _common.write_text_atomic(out / "dpsgd_tfp_speed.md", text)
     print(text)
