@@ -22,6 +22,12 @@ baseline is the same engine without DP. Each child's first epoch (tracing)
 is untimed. On CIFAR-10 the DP pair runs on 200 of the members, one round:
 per-example clipping of the conv net is far too slow on 2 cores for more.
 
+``--mmd-sigma`` sets MMDModel's Gaussian bandwidth(s) (default σ = 1; a
+comma list such as ``0.05,0.1`` is a sum of kernels, as in the ``location``
+preset). Given several values, every MMD configuration is timed once per
+bandwidth set in the same interleaved rounds (named ``mmd:summed σ=0.1``
+etc.); ``--configs`` restricts which configurations run.
+
 The physical floor of the MMD defense is one extra forward pass of the
 reference batch per step (about 1.33x plain: a training step is roughly one
 forward and two backward-sized passes). Results go to ``--out``
@@ -30,6 +36,8 @@ forward and two backward-sized passes). Results go to ``--out``
 Usage:
   python bench/training_overhead.py --out runs/bench/overhead
   python bench/training_overhead.py --quick
+  python bench/training_overhead.py --datasets cifar10 --no-dpsgd --configs plain,mmd:summed \
+      --mmd-sigma 0.1 0.05,0.1 --rounds 5 --epochs-per-call 2   # one vs two bandwidths
 """
 
 from __future__ import annotations
@@ -71,6 +79,12 @@ def parse_args(argv=None):
         help="timed DP-SGD epochs per child process, after one untimed (default 2; quick 1)",
     )
     p.add_argument("--no-dpsgd", action="store_true")
+    p.add_argument("--configs", default=None,
+                   help=f"comma list out of {','.join(KERAS_CONFIGS)} (default: all; "
+                        f"CIFAR-10 --quick: plain,mmd+mixup:summed)")
+    p.add_argument("--mmd-sigma", nargs="+", default=["1.0"],
+                   help="MMD bandwidth set(s): each a number or a comma list (a sum of "
+                        "Gaussian kernels); several sets time each MMD configuration per set")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     q = args.quick
@@ -80,7 +94,38 @@ def parse_args(argv=None):
     args.dp_rounds = args.dp_rounds or (1 if q else 2)
     args.dp_epochs = args.dp_epochs or (1 if q else 2)
     args.datasets = [d for d in args.datasets.split(",") if d]
+    if args.configs is not None:
+        args.configs = [c for c in args.configs.split(",") if c]
+        unknown = sorted(set(args.configs) - set(KERAS_CONFIGS))
+        if unknown or "plain" not in args.configs:
+            p.error(f"--configs must include plain and come from {KERAS_CONFIGS}; "
+                    f"got {args.configs}")
+    try:
+        args.mmd_sigma = [[float(v) for v in s.split(",")] for s in args.mmd_sigma]
+    except ValueError:
+        p.error(f"--mmd-sigma takes numbers or comma lists of numbers, got {args.mmd_sigma}")
+    if not all(s and all(v > 0 for v in s) for s in args.mmd_sigma):
+        p.error(f"--mmd-sigma values must be > 0, got {args.mmd_sigma}")
     return args
+
+
+def sigma_label(sigmas):
+    """``0.1`` or ``0.05+0.1``: how a bandwidth set appears in a configuration name."""
+    return "+".join(f"{v:g}" for v in sigmas)
+
+
+def expand_configs(configs, args):
+    """Configuration names with their MMD bandwidths: name -> (config, sigma or None)."""
+    out = {}
+    for c in configs:
+        if not c.startswith("mmd"):
+            out[c] = (c, None)
+        elif len(args.mmd_sigma) == 1:  # one set: the names stay as they were
+            out[c] = (c, args.mmd_sigma[0])
+        else:
+            for sig in args.mmd_sigma:
+                out[f"{c} σ={sigma_label(sig)}"] = (c, sig)
+    return out
 
 
 def setting(dataset, args):
@@ -138,7 +183,7 @@ class EpochTimes:
         return _Timer()
 
 
-def make_fit_call(config, train, reference, num_classes, s, args):
+def make_fit_call(config, train, reference, num_classes, s, args, sigma=(1.0,)):
     """Builds + compiles one configuration; returns ``fit_once() -> epoch seconds``."""
     import keras
 
@@ -151,7 +196,8 @@ def make_fit_call(config, train, reference, num_classes, s, args):
     trainable = model
     if kind.startswith("mmd"):
         from keras_mi.training import MMDModel
-        trainable = MMDModel(model, reference=reference, weight=3.0, sigma=1.0,
+        sigma = list(sigma) if len(sigma) > 1 else float(sigma[0])
+        trainable = MMDModel(model, reference=reference, weight=3.0, sigma=sigma,
                              schedule=schedule)
     use_mixup = "mixup" in kind
     if use_mixup:
@@ -190,8 +236,10 @@ def make_fit_call(config, train, reference, num_classes, s, args):
 
 def time_keras(train, reference, num_classes, s, args):
     """Interleaved rounds over the Keras-3 configurations; name -> per-round seconds."""
-    configs = s.get("configs", KERAS_CONFIGS)
-    calls = {c: make_fit_call(c, train, reference, num_classes, s, args) for c in configs}
+    configs = s.get("configs", KERAS_CONFIGS) if args.configs is None else args.configs
+    calls = {name: make_fit_call(c, train, reference, num_classes, s, args,
+                                 sigma=sig or (1.0,))
+             for name, (c, sig) in expand_configs(configs, args).items()}
     results = {c: [] for c in calls}
     pass_fraction = {c: [] for c in calls}
     for r in range(1 + args.rounds):  # round 0 compiles, untimed
@@ -268,7 +316,9 @@ def render(report):
         lines += [f"## {dataset}: {s['architecture']}, {s['members']} members, batch "
                   f"{s['batch_size']}, {s['optimizer']}", "",
                   f"Median over {e['rounds']} interleaved rounds (each round: median of "
-                  f"{e['epochs_per_call']} epochs). Floor for MMD: one extra forward pass "
+                  f"{e['epochs_per_call']} epochs). MMD: λ = 3, σ = "
+                  f"{' / '.join(sigma_label(v) for v in report['args']['mmd_sigma'])}. "
+                  f"Floor for MMD: one extra forward pass "
                   f"of the reference batch, ≈{FLOOR:.2f}x.", ""]
         rows = [[name, v["median_s"], v["min_s"], v["max_s"], f"{v['ratio']:.2f}x",
                  f"{v['ratio'] / FLOOR:.2f}" if name.startswith("mmd") else ""]
