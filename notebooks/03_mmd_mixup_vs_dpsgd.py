@@ -195,15 +195,16 @@ def frontier(points):
 def place_labels(ax, texts):
     """Puts each (label, x, y) beside its marker where it overlaps no earlier label."""
     ax.figure.canvas.draw()
-    taken = [(px - 5, py - 5, px + 5, py + 5)
+    pt = ax.figure.dpi / 72  # display pixels per point
+    taken = [(px - 5 * pt, py - 5 * pt, px + 5 * pt, py + 5 * pt)
              for px, py in ax.transData.transform([(x, y) for _, x, y in texts])]
     offsets = [(6, 3), (6, -11), (-6, 3), (-6, -11), (6, 13), (6, -21), (-6, 13), (-6, -21)]
     for label, x, y in sorted(texts, key=lambda t: -t[2]):
         px, py = ax.transData.transform((x, y))
-        width = 4.2 * len(label)  # 7-point text, in pixels at the figure's dpi (approx.)
+        width = 4.4 * len(label) * pt  # 7-point text is about 4.4 points a character
         for dx, dy in offsets:
-            x0 = px + dx if dx > 0 else px + dx - width
-            box = (x0, py + dy, x0 + width, py + dy + 9)
+            x0 = px + dx * pt if dx > 0 else px + dx * pt - width
+            box = (x0, py + dy * pt, x0 + width, py + (dy + 9) * pt)
             if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
                        for b in taken):
                 break
