@@ -130,6 +130,13 @@ def expand_configs(configs, args):
 
 def setting(dataset, args):
     """Architecture, sizes and optimizer of one dataset's benchmark."""
+    s = _default_setting(dataset, args)
+    if args.configs is not None:  # --configs wins over the dataset's default set
+        s["configs"] = tuple(args.configs)
+    return s
+
+
+def _default_setting(dataset, args):
     if dataset == "location":
         members = 300 if args.quick else 1000
         return dict(architecture="mlp_tanh", members=members, reference=members,
@@ -236,7 +243,7 @@ def make_fit_call(config, train, reference, num_classes, s, args, sigma=(1.0,)):
 
 def time_keras(train, reference, num_classes, s, args):
     """Interleaved rounds over the Keras-3 configurations; name -> per-round seconds."""
-    configs = s.get("configs", KERAS_CONFIGS) if args.configs is None else args.configs
+    configs = s.get("configs", KERAS_CONFIGS)
     calls = {name: make_fit_call(c, train, reference, num_classes, s, args,
                                  sigma=sig or (1.0,))
              for name, (c, sig) in expand_configs(configs, args).items()}
