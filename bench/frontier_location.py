@@ -137,7 +137,7 @@ def figure(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     colors = plt.get_cmap("tab20").colors
     markers = "osD^vP*Xh<>"
     for i, label in enumerate(sorted({r["label"] for r in rows})):
@@ -156,7 +156,8 @@ def figure(rows, path):
     ax.set_title("Location: privacy/utility frontier under the bank protocol")
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, ncol=2)
+        # Outside the axes: with two dozen labels an inner legend hides points.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
