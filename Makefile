@@ -7,6 +7,10 @@ STAMP := $(VENV)/.keras-mi-installed
 DEMO_OUT ?= runs/demo
 # --durations: every run names its slowest tests (what to thin when make test grows).
 PYTEST_ARGS ?= --durations=25
+# make test runs the suite in TEST_WORKERS processes (pytest-xdist), a test file per
+# process at a time (--dist loadfile), so a module's fixture (a JAX child, a trained
+# run folder) is built once. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup test demo lock clean bench-quick
 
@@ -26,7 +30,7 @@ $(STAMP): requirements/base.in requirements/lock.txt requirements/no-deps.txt se
 # then the suite, which also runs every docstring example (tests/test_doctests.py).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q $(PYTEST_ARGS) --ignore=tests/bench tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) --ignore=tests/bench tests
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-mi evaluate --out $(DEMO_OUT)
