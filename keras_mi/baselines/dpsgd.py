@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -146,6 +147,36 @@ def _run_child(request_path: pathlib.Path, verbose: int, timeout: Optional[float
             + "".join(tail))
 
 
+def _write_job(work: pathlib.Path, members: ArrayPair,
+               splits: Dict[str, Optional[ArrayPair]], request: dict) -> dict:
+    """Writes one model's ``data.npz`` into ``work``; returns ``request`` with its paths.
+
+    ``data.npz`` holds ``x_train``/``y_train`` and ``x_<split>``/``y_<split>``
+    (``data_sha256`` their digest); the worker writes ``out/result.json`` and
+    ``out/outputs.npz`` (see :func:`_read_job`).
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    arrays = {"x_train": members[0], "y_train": members[1]}
+    for name, pair in splits.items():
+        if pair is not None:
+            arrays[f"x_{name}"], arrays[f"y_{name}"] = pair
+    np.savez(work / "data.npz", **arrays)
+    digest = hashlib.sha256()
+    for name in sorted(arrays):  # what a resumed worker checks a finished job against
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return dict(data=str(work / "data.npz"), data_sha256=digest.hexdigest(),
+                out_dir=str(work / "out"), **request)
+
+
+def _read_job(request: dict):
+    """``(summary, outputs, out_dir)`` of a finished job of :func:`_write_job`."""
+    out_dir = pathlib.Path(request["out_dir"])
+    summary = json.loads((out_dir / "result.json").read_text())
+    return summary, ModelOutputs.load_npz(out_dir / "outputs.npz"), out_dir
+
+
 def _run_worker(work: pathlib.Path, members: ArrayPair, splits: Dict[str, Optional[ArrayPair]],
                 request: dict, verbose: int, timeout: Optional[float],
                 module: str = "keras_mi.baselines.dpsgd_worker",
@@ -153,25 +184,37 @@ def _run_worker(work: pathlib.Path, members: ArrayPair, splits: Dict[str, Option
     """Writes the data and the request into ``work``, runs a worker, reads its results.
 
     The one hand-off of both DP-SGD children (TF-Privacy's and the Keras 3 /
-    JAX one): ``data.npz`` (``x_train``/``y_train`` and ``x_<split>``/``y_<split>``),
-    ``request.json`` (``request`` plus the data and output paths); the worker
-    writes ``out/result.json`` and ``out/outputs.npz``.
+    JAX one): :func:`_write_job`, ``request.json``, the child, :func:`_read_job`.
 
     Returns:
       ``(summary, outputs, out_dir)``: the worker's JSON summary, its
       :class:`ModelOutputs` and the folder it wrote.
     """
-    arrays = {"x_train": members[0], "y_train": members[1]}
-    for name, pair in splits.items():
-        if pair is not None:
-            arrays[f"x_{name}"], arrays[f"y_{name}"] = pair
-    np.savez(work / "data.npz", **arrays)
-    out_dir = work / "out"
-    request = dict(data=str(work / "data.npz"), out_dir=str(out_dir), **request)
+    request = _write_job(work, members, splits, request)
     (work / "request.json").write_text(json.dumps(request, indent=2))
     _run_child(work / "request.json", verbose, timeout, module=module, env_updates=env_updates)
-    summary = json.loads((out_dir / "result.json").read_text())
-    return summary, ModelOutputs.load_npz(out_dir / "outputs.npz"), out_dir
+    return _read_job(request)
+
+
+def _run_worker_many(work: pathlib.Path, requests: List[dict], verbose: int,
+                     timeout: Optional[float], module: str,
+                     env_updates: Optional[Dict[str, str]] = None):
+    """Runs one worker over several jobs of :func:`_write_job`; reads each one's results.
+
+    Writes ``work/requests.json`` (``{"requests": [...]}``), the request file
+    a worker that trains several models in one process reads; starts no child
+    when every job's results are there already (``dpsgd_keras_worker.is_done``).
+
+    Returns:
+      One ``(summary, outputs, out_dir)`` per request, in order.
+    """
+    from keras_mi.baselines.dpsgd_keras_worker import is_done  # numpy and stdlib only
+
+    if not all(is_done(request) for request in requests):
+        (work / "requests.json").write_text(json.dumps({"requests": requests}, indent=2))
+        _run_child(work / "requests.json", verbose, timeout, module=module,
+                   env_updates=env_updates)
+    return [_read_job(request) for request in requests]
 
 
 def train_dpsgd(members: ArrayPair, non_members: ArrayPair, *,

@@ -5,8 +5,9 @@ TensorFlow; this trains in ``python -m keras_mi.baselines.dpsgd_keras_worker``
 with ``KERAS_BACKEND=jax``, the way :func:`keras_mi.baselines.train_dpsgd`
 runs TF-Privacy: validate here, write the data to an npz in a work
 directory, run the child, read back the logits
-(:class:`keras_mi.outputs.ModelOutputs`) and a JSON summary. This module
-imports neither Keras nor JAX nor TensorFlow.
+(:class:`keras_mi.outputs.ModelOutputs`) and a JSON summary.
+:func:`train_dpsgd_keras_subprocess_many` trains several models (a bank) in
+one child. This module imports neither Keras nor JAX nor TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from __future__ import annotations
 import pathlib
 import shutil
 import tempfile
-from typing import Optional
+from typing import List, Optional, Sequence
 
 from keras_mi.baselines.accounting import (
     PrivacyReport,
     noise_multiplier_for_epsilon,
     validate_dp_arguments,
 )
-from keras_mi.baselines.dpsgd import ArrayPair, DPSGDResult, _check_pair, _run_worker
+from keras_mi.baselines.dpsgd import (
+    ArrayPair,
+    DPSGDResult,
+    _check_pair,
+    _run_worker,
+    _run_worker_many,
+    _write_job,
+)
 from keras_mi.baselines.dpsgd_keras import SAMPLINGS
 from keras_mi.models.architectures import architecture_spec
 
@@ -79,6 +87,103 @@ def train_dpsgd_keras_subprocess(
       ...                                  num_classes=30, target_epsilon=4.0)  # doctest: +SKIP
       >>> r.epsilon <= 4.0, r.privacy.sampling_assumption  # doctest: +SKIP
     """
+    job = _prepare(
+        members, non_members, input_shape=input_shape, num_classes=num_classes,
+        architecture=architecture, reference=reference, test=test, shadow=shadow,
+        noise_multiplier=noise_multiplier, target_epsilon=target_epsilon,
+        l2_norm_clip=l2_norm_clip, batch_size=batch_size, epochs=epochs,
+        learning_rate=learning_rate, momentum=momentum, sampling=sampling, delta=delta,
+        accountant=accountant, seed=seed, verbose=verbose)
+    temporary = work_dir is None
+    work = pathlib.Path(tempfile.mkdtemp(prefix="keras_mi_dpsgd_jax_") if temporary
+                        else work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        members, splits, request = job
+        summary, outputs, out_dir = _run_worker(work, members, splits, request, verbose,
+                                                timeout, module=WORKER,
+                                                env_updates={"KERAS_BACKEND": "jax"})
+        return _result(request, summary, outputs, None if temporary else out_dir)
+    finally:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def train_dpsgd_keras_subprocess_many(jobs: Sequence[dict], work_dir, *,
+                                      names: Optional[Sequence[str]] = None, verbose: int = 1,
+                                      timeout: Optional[float] = None) -> List[DPSGDResult]:
+    """Trains several models, as :func:`train_dpsgd_keras_subprocess` each, in one child.
+
+    A bank of DP models pays the child's start-up (Python, Keras and JAX
+    imports) once instead of once per model. Every job is validated before
+    the child starts; the models train one after the other, and each writes
+    its results atomically into ``work_dir/<name>/out``, so a call
+    interrupted part-way resumes: a job whose results were written for the
+    same request and data is not trained again.
+
+    Args:
+      jobs: one dict of keyword arguments of
+        :func:`train_dpsgd_keras_subprocess` per model (``members``,
+        ``non_members``, ``input_shape``, ``num_classes``, ``target_epsilon``
+        ...; not ``work_dir``, ``verbose`` or ``timeout``).
+      work_dir: the folder for the jobs' data and results (kept, with each
+        job's ``out/model.keras``).
+      names: each job's sub-folder of ``work_dir`` (default ``job_0000``,
+        ``job_0001``...); a name that stays with its model across calls
+        (e.g. its seed) lets a later call resume it.
+      verbose: forward the child's progress (a line per model and epoch).
+      timeout: seconds before the child (all jobs together) is killed.
+
+    Returns:
+      One :class:`~keras_mi.baselines.dpsgd.DPSGDResult` per job, in order.
+
+    Raises:
+      ValueError: a bad job (before any process starts), naming its index.
+      RuntimeError: the child failed; the message holds its stderr tail.
+
+    Example:
+      >>> jobs = [dict(members=half, non_members=pool, input_shape=(446,), num_classes=30,
+      ...              target_epsilon=4.0, seed=s) for half, s in halves]  # doctest: +SKIP
+      >>> results = train_dpsgd_keras_subprocess_many(jobs, "runs/dp_bank")  # doctest: +SKIP
+    """
+    reserved = {"work_dir", "verbose", "timeout"}
+    prepared = []
+    for i, job in enumerate(jobs):
+        extra = reserved & set(job)
+        if extra:
+            raise ValueError(f"DP-SGD job {i}: {sorted(extra)} are arguments of the whole "
+                             "call, not of a job.")
+        try:
+            prepared.append(_prepare(**job, verbose=verbose))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"DP-SGD job {i}: {err}") from err
+    names = [f"job_{i:04d}" for i in range(len(prepared))] if names is None else \
+        [str(name) for name in names]
+    if len(names) != len(prepared) or len(set(names)) != len(names) or \
+            any(not name or pathlib.Path(name).name != name for name in names):
+        raise ValueError(f"names must be {len(prepared)} distinct folder names, one per job; "
+                         f"got {names}.")
+    if not prepared:
+        return []
+    work = pathlib.Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    requests = [_write_job(work / name, members, splits, request)
+                for name, (members, splits, request) in zip(names, prepared)]
+    done = _run_worker_many(work, requests, verbose, timeout, module=WORKER,
+                            env_updates={"KERAS_BACKEND": "jax"})
+    return [_result(request, summary, outputs, out_dir)
+            for request, (summary, outputs, out_dir) in zip(requests, done)]
+
+
+def _prepare(members: ArrayPair, non_members: ArrayPair, *, input_shape, num_classes: int,
+             architecture: str = "mlp_tanh", reference: Optional[ArrayPair] = None,
+             test: Optional[ArrayPair] = None, shadow: Optional[ArrayPair] = None,
+             noise_multiplier: Optional[float] = None, target_epsilon: Optional[float] = None,
+             l2_norm_clip: float = 1.0, batch_size: int = 64, epochs: int = 20,
+             learning_rate: float = 0.1, momentum: float = 0.0, sampling: str = "poisson",
+             delta: Optional[float] = None, accountant: str = "rdp", seed: Optional[int] = 0,
+             verbose: int = 1):
+    """Checks one model's arguments, calibrates its noise; ``(members, splits, request)``."""
     input_shape = tuple(int(d) for d in input_shape)
     architecture_spec(architecture, input_shape, num_classes)  # validates early
     if sampling not in SAMPLINGS:
@@ -100,33 +205,26 @@ def train_dpsgd_keras_subprocess(
                                   l2_norm_clip, None, accountant)
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}.")
+    request = dict(
+        architecture=architecture,
+        input_shape=list(input_shape), num_classes=int(num_classes),
+        l2_norm_clip=float(l2_norm_clip), noise_multiplier=float(noise_multiplier),
+        batch_size=int(batch_size), epochs=epochs, learning_rate=float(learning_rate),
+        momentum=float(momentum), sampling=sampling, delta=delta, accountant=accountant,
+        seed=seed, verbose=int(verbose))
+    return members, splits, request
 
-    temporary = work_dir is None
-    work = pathlib.Path(tempfile.mkdtemp(prefix="keras_mi_dpsgd_jax_") if temporary
-                        else work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        request = dict(
-            architecture=architecture,
-            input_shape=list(input_shape), num_classes=int(num_classes),
-            l2_norm_clip=float(l2_norm_clip), noise_multiplier=float(noise_multiplier),
-            batch_size=int(batch_size), epochs=epochs, learning_rate=float(learning_rate),
-            momentum=float(momentum), sampling=sampling, delta=delta, accountant=accountant,
-            seed=seed, verbose=int(verbose))
-        summary, outputs, out_dir = _run_worker(work, members, splits, request, verbose,
-                                                timeout, module=WORKER,
-                                                env_updates={"KERAS_BACKEND": "jax"})
-        report = PrivacyReport(**summary["privacy"])
-        return DPSGDResult(
-            outputs=outputs, epsilon=float(report.epsilon), delta=float(report.delta),
-            noise_multiplier=float(noise_multiplier), l2_norm_clip=float(l2_norm_clip),
-            batch_size=int(batch_size), epochs=epochs, num_microbatches=None,
-            accountant=accountant, privacy=report,
-            train_accuracy=summary["train_accuracy"], test_accuracy=summary["test_accuracy"],
-            wall_time_s=summary["wall_time_s"], epoch_time_s=summary["epoch_time_s"],
-            history=summary["history"],
-            model_path=None if temporary else str(out_dir / "model.keras"))
-    finally:
-        if temporary:
-            shutil.rmtree(work, ignore_errors=True)
 
+def _result(request: dict, summary: dict, outputs, out_dir) -> DPSGDResult:
+    """The :class:`DPSGDResult` of one finished job (``out_dir`` None: model not kept)."""
+    report = PrivacyReport(**summary["privacy"])
+    return DPSGDResult(
+        outputs=outputs, epsilon=float(report.epsilon), delta=float(report.delta),
+        noise_multiplier=float(request["noise_multiplier"]),
+        l2_norm_clip=float(request["l2_norm_clip"]), batch_size=int(request["batch_size"]),
+        epochs=int(request["epochs"]), num_microbatches=None,
+        accountant=request["accountant"], privacy=report,
+        train_accuracy=summary["train_accuracy"], test_accuracy=summary["test_accuracy"],
+        wall_time_s=summary["wall_time_s"], epoch_time_s=summary["epoch_time_s"],
+        history=summary["history"],
+        model_path=None if out_dir is None else str(pathlib.Path(out_dir) / "model.keras"))

@@ -18,7 +18,12 @@ Request (JSON): ``data`` (npz with ``x_train``, ``y_train`` and optional
 Writes into ``out_dir``: ``model.keras``, ``outputs.npz``
 (:meth:`keras_mi.outputs.ModelOutputs.save_npz`) and ``result.json``
 (ε, the :class:`~keras_mi.baselines.accounting.PrivacyReport` as a dict,
-history, accuracies, times), all atomically.
+history, accuracies, times, the request), all atomically.
+
+A request file ``{"requests": [request, ...]}`` trains several models in
+this one process (a bank: the imports and the child's start-up are paid
+once), one after the other; a model whose ``result.json`` already holds the
+same request is skipped, so an interrupted bank resumes.
 
 Example:
   >>> run({"data": "data.npz", "out_dir": "out", ...})  # doctest: +SKIP
@@ -89,12 +94,38 @@ def run(request: dict) -> dict:
         "train_accuracy": train_accuracy, "test_accuracy": test_accuracy,
         "wall_time_s": time.perf_counter() - start, "train_time_s": train_time,
         "keras_version": keras.__version__, "backend": keras.backend.backend(),
+        "request": request,
     }
     atomic_write_text(out_dir / "result.json", json.dumps(summary, indent=2))
     if request.get("verbose"):
         print(f"[dpsgd_keras_worker] done in {summary['wall_time_s']:.1f}s; "
               f"train acc {summary['train_accuracy']:.3f}", flush=True)
     return summary
+
+
+def is_done(request: dict) -> bool:
+    """Whether ``request``'s ``result.json`` exists and was written for this same request."""
+    path = pathlib.Path(request["out_dir"]) / "result.json"
+    try:
+        return json.loads(path.read_text()).get("request") == request
+    except (OSError, ValueError):
+        return False
+
+
+def run_many(requests: list) -> None:
+    """Runs each request in turn in this process, skipping those already done."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    for i, request in enumerate(requests):
+        if is_done(request):
+            if request.get("verbose"):
+                print(f"[dpsgd_keras_worker] model {i + 1} of {len(requests)}: already done",
+                      flush=True)
+            continue
+        if request.get("verbose"):
+            print(f"[dpsgd_keras_worker] model {i + 1} of {len(requests)}", flush=True)
+        run(request)
+        keras.backend.clear_session()  # free the finished model's graph and traces
 
 
 def main(argv=None) -> int:
@@ -106,7 +137,10 @@ def main(argv=None) -> int:
         return 2
     with open(argv[0]) as f:
         request = json.load(f)
-    run(request)
+    if "requests" in request:
+        run_many(request["requests"])
+    else:
+        run(request)
     return 0
 
 

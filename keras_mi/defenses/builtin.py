@@ -135,6 +135,7 @@ register_defense(DefenseEntry(
 register_defense(DefenseEntry(
     "dpsgd", description="DP-SGD at dpsgd.epsilon (dpsgd:<epsilon> for another ε)",
     trains_in_subprocess=True, train_outputs=_dpsgd.train_outputs,
+    train_outputs_many=_dpsgd.train_outputs_many,
     parse_argument=_dpsgd.parse_epsilon, argument_help="dpsgd:<epsilon>",
     check_data=_dpsgd.check_data, accountant_epsilon=_dpsgd.accountant_epsilon,
     validate=_no_errors))

@@ -69,8 +69,13 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
     batch_size = dp.batch_for(len(splits["members"][0]), recipe.batch_size)
     architecture = dp.architecture or architecture  # the DP model may be a smaller one
     if dp.implementation == "keras_jax":
-        return _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
-                                num_classes, architecture, seed, verbose)
+        # pylint: disable-next=import-outside-toplevel
+        from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess
+
+        result = train_dpsgd_keras_subprocess(
+            **_keras_jax_job(config, epsilon, splits, input_shape, num_classes, architecture,
+                             seed), work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
+        return result.outputs, _keras_jax_extras(result, epsilon, architecture)
     # train_dpsgd calibrates the noise multiplier to ε on the steps it takes
     # (baselines.noise_multiplier_for_epsilon), so the ε reported is met.
     result = baselines.train_dpsgd(
@@ -91,20 +96,60 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
         "tf_privacy_optimizer": dp.tf_privacy_optimizer}
 
 
-def _train_keras_jax(dp, epsilon, batch_size, epochs, splits, data, input_shape,
-                     num_classes, architecture, seed, verbose):
-    """``train_outputs`` with the Keras 3 / JAX trainer (Poisson batches)."""
-    # pylint: disable-next=import-outside-toplevel
-    from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess
+def train_outputs_many(config, datas: List[Dict[str, Any]], input_shape, num_classes: int,
+                       architecture: str, seeds: List[int], verbose: int,
+                       argument: Optional[float], work_dir) -> List[Tuple[Any, Dict[str, Any]]]:
+    """:func:`train_outputs` for several models (a bank); one child for all on ``keras_jax``.
 
-    result = train_dpsgd_keras_subprocess(
-        splits["members"], splits["non_members"], input_shape=tuple(input_shape),
-        num_classes=num_classes, architecture=architecture, reference=splits.get("reference"),
-        test=splits.get("test"), target_epsilon=epsilon, l2_norm_clip=dp.l2_norm_clip,
-        batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
-        momentum=dp.momentum, sampling="poisson", delta=dp.delta, seed=seed,
-        work_dir=data.get("work_dir"), verbose=1 if verbose else 0)
-    return result.outputs, {
+    With ``dpsgd.implementation = "keras_jax"`` every model trains in one
+    JAX child process
+    (:func:`keras_mi.baselines.dpsgd_keras_subprocess.train_dpsgd_keras_subprocess_many`,
+    resumable in ``work_dir``); TF-Privacy starts one child per model, as
+    :func:`train_outputs` does.
+
+    Args:
+      datas: one ``data`` dict of :func:`train_outputs` per model (its
+        ``work_dir`` is ignored on ``keras_jax``: ``work_dir`` holds them all).
+      seeds: each model's seed.
+      work_dir: the folder the child works in (kept; the caller removes it).
+      config, input_shape, num_classes, architecture, verbose, argument: as
+        for :func:`train_outputs`.
+
+    Returns:
+      One ``(outputs, extras)`` per model, in order.
+    """
+    if config.dpsgd.implementation != "keras_jax":
+        return [train_outputs(config, data, input_shape, num_classes, architecture, seed,
+                              verbose, argument) for data, seed in zip(datas, seeds)]
+    # pylint: disable-next=import-outside-toplevel
+    from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess_many
+
+    epsilon = accountant_epsilon(config, argument)
+    architecture = config.dpsgd.architecture or architecture
+    jobs = [_keras_jax_job(config, epsilon, data["eval"], input_shape, num_classes,
+                           architecture, seed) for data, seed in zip(datas, seeds)]
+    results = train_dpsgd_keras_subprocess_many(jobs, work_dir,
+                                                names=[f"seed_{int(s)}" for s in seeds],
+                                                verbose=1 if verbose else 0)
+    return [(r.outputs, _keras_jax_extras(r, epsilon, architecture)) for r in results]
+
+
+def _keras_jax_job(config, epsilon, splits, input_shape, num_classes, architecture, seed):
+    """The keyword arguments of the Keras 3 / JAX trainer for one model (Poisson batches)."""
+    dp = config.dpsgd
+    return dict(
+        members=splits["members"], non_members=splits["non_members"],
+        input_shape=tuple(input_shape), num_classes=num_classes, architecture=architecture,
+        reference=splits.get("reference"), test=splits.get("test"), target_epsilon=epsilon,
+        l2_norm_clip=dp.l2_norm_clip,
+        batch_size=dp.batch_for(len(splits["members"][0]), config.training.batch_size),
+        epochs=dp.epochs or config.training.epochs, learning_rate=dp.learning_rate,
+        momentum=dp.momentum, sampling="poisson", delta=dp.delta, seed=seed)
+
+
+def _keras_jax_extras(result, epsilon, architecture) -> Dict[str, Any]:
+    """What a report row records of one Keras 3 / JAX DP model."""
+    return {
         "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
         "delta": float(result.delta), "noise_multiplier": float(result.noise_multiplier),
         "l2_norm_clip": float(result.l2_norm_clip), "epochs": int(result.epochs),

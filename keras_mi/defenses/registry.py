@@ -95,8 +95,14 @@ class DefenseEntry:
       trains_in_subprocess: True for a defense that trains outside this
         process and returns outputs, not a model (then ``train_outputs``).
       train_outputs: ``train_outputs(config, data, input_shape, num_classes,
-        architecture, seed, verbose, argument)`` returning a
-        ``keras_mi.experiment.train.TrainedModel`` with ``outputs`` set.
+        architecture, seed, verbose, argument)`` returning ``(outputs,
+        extras)``: the :class:`keras_mi.outputs.ModelOutputs` and a dict the
+        report records.
+      train_outputs_many: ``train_outputs_many(config, datas, input_shape,
+        num_classes, architecture, seeds, verbose, argument, work_dir)``
+        returning one ``(outputs, extras)`` per model: trains a bank's
+        models at once (e.g. in one child process). None: the bank calls
+        ``train_outputs`` once per model.
       accountant_epsilon: ``accountant_epsilon(config, argument) -> float``
         for a defense with a formal privacy guarantee (its bank then gets
         the empirical ε audit); None otherwise.
@@ -121,6 +127,7 @@ class DefenseEntry:
     argument_help: Optional[str] = None
     trains_in_subprocess: bool = False
     train_outputs: Optional[Callable[..., Any]] = None
+    train_outputs_many: Optional[Callable[..., Any]] = None
     accountant_epsilon: Optional[Callable[[Any, Any], Optional[float]]] = None
 
     def __post_init__(self):

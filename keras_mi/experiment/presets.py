@@ -16,8 +16,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, Tuple
 
-from keras_mi.experiment.config import (BankSettings, DPSGDSettings, ExperimentConfig, SplitSizes,
-                                        TrainingRecipe)
+from keras_mi.experiment.config import (
+    BankSettings,
+    DPSGDSettings,
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+)
 
 _ALL_DEFENSES = ["none", "mixup", "mmd", "mmd+mixup", "dpsgd"]
 

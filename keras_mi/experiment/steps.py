@@ -438,33 +438,72 @@ class _FixedLogits:
 
 
 def bank_train_fn(defense: str, config: ExperimentConfig, facts,
-                  roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path):
+                  roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
+                  todo: Sequence[int] = (), bank_seed: int = 0):
     """``train_fn(x, y, seed) -> model`` that trains one bank model *with* ``defense``.
+
+    For an entry with ``train_outputs_many`` (``dpsgd``), the first call
+    trains every model of ``todo`` (bank indices, halves and seeds as
+    :mod:`keras_mi.attacks.shadow_jobs` draws them from ``bank_seed``) at
+    once, in one child process on ``keras_jax``, and later calls hand out
+    the results.
 
     Example:
       >>> fn = bank_train_fn("mmd", config, facts, roles, out)  # doctest: +SKIP
       >>> model = fn(x_half, y_half, seed=3)  # doctest: +SKIP
     """
-    entry, _ = resolve_defense(defense)
+    from keras_mi.attacks import shadow_jobs
+
+    entry, argument = resolve_defense(defense)
     pool_x = np.concatenate([roles["members"][0], roles["non_members"][0]])
     pool_y = np.concatenate([roles["members"][1], roles["non_members"][1]])
+    tag = store.safe_tag(defense)
+    pending = {}  # model seed -> its half of the pool, until the batch trains
+    if entry.trains_in_subprocess and entry.train_outputs_many is not None:
+        for index in todo:
+            mask = shadow_jobs.shadow_membership(int(index), len(pool_y), bank_seed)
+            pending[shadow_jobs.shadow_seed(int(index), bank_seed)] = (pool_x[mask],
+                                                                       pool_y[mask])
+    trained = {}
+
+    def eval_data(x, y):
+        return {"members": (x, y), "non_members": (pool_x, pool_y), "test": roles["test"]}
+
+    def fixed(outputs):
+        return _FixedLogits([(pool_x, outputs.logits["non_members"]),
+                             (roles["test"][0], outputs.logits["test"])])
 
     def train_fn(x, y, seed):
+        import shutil
+
         if not entry.trains_in_subprocess:
             return train_keras_defense(defense, config, {"train": (x, y),
                                                          "reference": roles.get("reference")},
                                        facts.input_shape, facts.num_classes, facts.architecture,
                                        int(seed), verbose=0).model
-        work = out / "banks" / f"{store.safe_tag(defense)}_work_{seed}"
-        data = {"eval": {"members": (x, y), "non_members": (pool_x, pool_y),
-                         "test": roles["test"]}, "work_dir": str(work)}
-        trained = train_dpsgd_defense(defense, config, data, facts.input_shape,
-                                      facts.num_classes, facts.architecture, int(seed))
-        import shutil
-
+        seed = int(seed)
+        if seed in pending and np.array_equal(pending[seed][1], y) \
+                and np.array_equal(pending[seed][0], x):
+            work = out / "banks" / f"{tag}_work"
+            seeds = list(pending)
+            results = entry.train_outputs_many(
+                config, [{"eval": eval_data(*pending[s]), "work_dir": None} for s in seeds],
+                facts.input_shape, facts.num_classes, facts.architecture, seeds, 0, argument,
+                work)
+            trained.update({s: outputs for s, (outputs, _) in zip(seeds, results)})
+            pending.clear()
+        if seed in trained:
+            outputs = trained.pop(seed)
+            if not trained:  # every model of the batch handed out: its files can go
+                shutil.rmtree(out / "banks" / f"{tag}_work", ignore_errors=True)
+            return fixed(outputs)
+        work = out / "banks" / f"{tag}_work_{seed}"
+        outcome = train_dpsgd_defense(defense, config, {"eval": eval_data(x, y),
+                                                        "work_dir": str(work)},
+                                      facts.input_shape, facts.num_classes, facts.architecture,
+                                      seed)
         shutil.rmtree(work, ignore_errors=True)
-        return _FixedLogits([(pool_x, trained.outputs.logits["non_members"]),
-                             (roles["test"][0], trained.outputs.logits["test"])])
+        return fixed(outcome.outputs)
 
     return train_fn
 
@@ -507,9 +546,10 @@ def bank_step(defense: str, config: ExperimentConfig, facts,
     if todo:
         progress.write(f"Training {len(todo)} model(s) of the '{defense}' bank "
                        f"({b.size} in all, {len(pool[1]) // 2} records each)")
-    kbank.train_bank(bank_train_fn(defense, config, facts, roles, out), pool, folder,
-                     num_models=b.size, population=roles["test"], queries=queries,
-                     recipe=recipe, seed=model_seed(config.seed, "bank"), indices=todo,
+    seed = model_seed(config.seed, "bank")
+    kbank.train_bank(bank_train_fn(defense, config, facts, roles, out, todo, seed), pool,
+                     folder, num_models=b.size, population=roles["test"], queries=queries,
+                     recipe=recipe, seed=seed, indices=todo,
                      verbose=1 if progress.verbose else 0)
     if todo:
         store.save_timing(out, f"banks/{tag}_s", timings.get(f"banks/{tag}_s", 0.0)

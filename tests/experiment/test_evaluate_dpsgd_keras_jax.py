@@ -43,7 +43,7 @@ def test_keras_jax_dpsgd_trains_target_and_bank_and_reports_epsilon(tmp_path, mo
     pytest.importorskip("jax")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     calls = []
-    original = dpsgd._run_child  # both DP children start here (dpsgd._run_worker)
+    original = dpsgd._run_child  # every DP child starts here (dpsgd._run_worker, _run_worker_many)
 
     def recording(request_path, verbose, timeout, **kwargs):
         calls.append((kwargs["module"], kwargs["env_updates"]))
@@ -55,15 +55,16 @@ def test_keras_jax_dpsgd_trains_target_and_bank_and_reports_epsilon(tmp_path, mo
         split=SplitSizes(members=60, non_members=60, reference=60, test=40, shadow=0),
         architecture="mlp_tanh", training=TrainingRecipe(epochs=1, batch_size=30),
         defenses=["none", "dpsgd"], attacks=["loss"], seed=0,
-        # Softmax regression for the DP models: five JAX children compile and
+        # Softmax regression for the DP models: five models compile and
         # clip per example, and the MLP's size would only add time.
         dpsgd=DPSGDSettings(epsilon=4.0, implementation="keras_jax", architecture="linear"),
         bank=BankSettings(size=4))
     x, y = three_class(300, seed=1)
     report = run_experiment(cfg, tmp_path, data=(x, y), verbose=0)
 
-    # One target and four bank models, each in a JAX child process.
-    assert calls == [(dpsgd_keras_subprocess.WORKER, {"KERAS_BACKEND": "jax"})] * 5
+    # The target in a JAX child of its own, the four bank models together in one.
+    assert calls == [(dpsgd_keras_subprocess.WORKER, {"KERAS_BACKEND": "jax"})] * 2
+    assert not (tmp_path / "banks" / "dpsgd_work").exists()  # its files are removed
     row = report["defenses"]["dpsgd"]
     assert 0 < row["epsilon"] <= 4.0
     training = row["training"]

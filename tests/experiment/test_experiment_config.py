@@ -99,6 +99,25 @@ def test_presets_follow_the_paper_and_validate():
         get_preset("paper-mnist")
 
 
+def test_cifar10_cpu_preset_is_the_paper_recipe_at_bank_scale():
+    cpu, paper = get_preset("cifar10-cpu"), get_preset("paper-cifar10")
+    t, p = cpu.training, paper.training
+    # The paper's optimizer and augmentation; only the scale and the schedule differ.
+    assert (t.optimizer, t.learning_rate, t.momentum, t.weight_decay, t.augmentation) == (
+        p.optimizer, p.learning_rate, p.momentum, p.weight_decay, p.augmentation)
+    assert (t.epochs, t.batch_size, t.lr_boundaries) == (150, 32, [75, 112])
+    assert (cpu.split.members, cpu.split.non_members, cpu.split.reference, cpu.split.test,
+            cpu.split.shadow, cpu.num_shadow_models, cpu.bank.size) == (500, 500, 500, 1000,
+                                                                         0, 0, 8)
+    assert (cpu.mmd_weight, cpu.mmd_sigma) == (1.0, [0.05, 0.1])
+    assert (cpu.dpsgd.architecture, cpu.dpsgd.batch_size, cpu.dpsgd.implementation,
+            cpu.dpsgd.epsilon) == ("linear", "full", "keras_jax", 8.0)
+    # Built from a fresh paper preset: editing it leaks into neither.
+    cpu.training.lr_boundaries.append(140)
+    assert get_preset("paper-cifar10").training.lr_boundaries == [80, 120]
+    assert get_preset("cifar10-cpu").training.lr_boundaries == [75, 112]
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"mmd_per_class": "yes please"}, "mmd_per_class must be true or false"),
     ({"bank.non_adaptive": 1}, "non_adaptive must be true or false"),
