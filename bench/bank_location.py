@@ -24,9 +24,9 @@ protocol (``--no-dp-jax`` skips it).
 ``--dp-tuned EPS:ARCH:BATCH:STEPS:LR:CLIP ...`` trains only DP-SGD banks, one
 per setting (e.g. the configurations ``bench/dpsgd_grid.py`` chose), on the
 same split, pool and halves as the evaluate run of that seed, all 16 models
-of a bank in one JAX child process (``keras-mi evaluate`` with
-``dpsgd.implementation=keras_jax`` starts one child per model, minutes each
-on the loaded 2-core VM); each bank is attacked with the adaptive protocol
+of a bank in one JAX child process (as ``keras-mi evaluate`` with
+``dpsgd.implementation=keras_jax`` now trains its DP banks too); each bank
+is attacked with the adaptive protocol
 and gets the same empirical ε lower bound as an evaluate DP bank
 (``audit.empirical_epsilon_of_attacks`` over every attack, δ of the bank):
 
