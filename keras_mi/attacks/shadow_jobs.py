@@ -304,13 +304,36 @@ def train_half_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed
     """Runs :func:`train_half_shadow` for ``indices`` (default all); returns the paths.
 
     ``kwargs`` (``population``, ``queries``, ``recipe``) go to :func:`train_half_shadow`.
+    With ``verbose``, each model trained here is followed by how many are
+    left and the time they would take at the pace so far.
 
     Example:
       >>> train_half_shadows(16, pool, train_fn, "runs/lira", indices=range(8))  # doctest: +SKIP
     """
-    indices = range(num_shadows) if indices is None else indices
-    return [train_half_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose, **kwargs)
-            for i in indices]
+    indices = list(range(num_shadows) if indices is None else indices)
+    paths, seconds = [], []
+    for k, i in enumerate(indices):
+        existed = shadow_path(out_dir, i).exists()
+        start = time.perf_counter()
+        paths.append(train_half_shadow(i, num_shadows, pool, train_fn, out_dir, seed, verbose,
+                                       **kwargs))
+        if existed:
+            continue
+        seconds.append(time.perf_counter() - start)
+        left = sum(not shadow_path(out_dir, j).exists() for j in indices[k + 1:])
+        if verbose and left:
+            eta = left * sum(seconds) / len(seconds)
+            print(f"  {left} model(s) left, about {_duration(eta)} at this pace", flush=True)
+    return paths
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"12 min"`` or ``"2.5 h"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclasses.dataclass

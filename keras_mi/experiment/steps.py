@@ -437,10 +437,18 @@ class _FixedLogits:
         return self._logits[key]
 
 
+#: Seconds between the progress lines of a bank model's quiet fit.
+BANK_HEARTBEAT_S = 60.0
+
+
 def bank_train_fn(defense: str, config: ExperimentConfig, facts,
                   roles: Dict[str, Tuple[np.ndarray, np.ndarray]], out: pathlib.Path,
-                  todo: Sequence[int] = (), bank_seed: int = 0):
+                  todo: Sequence[int] = (), bank_seed: int = 0,
+                  progress: Optional[Progress] = None):
     """``train_fn(x, y, seed) -> model`` that trains one bank model *with* ``defense``.
+
+    With a verbose ``progress``, a Keras model's quiet fit writes a line
+    through it at most once a minute (a CIFAR-10 bank model takes minutes).
 
     For an entry with ``train_outputs_many`` (``dpsgd``), the first call
     trains every model of ``todo`` (bank indices, halves and seeds as
@@ -465,6 +473,8 @@ def bank_train_fn(defense: str, config: ExperimentConfig, facts,
             pending[shadow_jobs.shadow_seed(int(index), bank_seed)] = (pool_x[mask],
                                                                        pool_y[mask])
     trained = {}
+    heartbeat = ((BANK_HEARTBEAT_S, progress.write) if progress is not None and progress.verbose
+                 else None)
 
     def eval_data(x, y):
         return {"members": (x, y), "non_members": (pool_x, pool_y), "test": roles["test"]}
@@ -480,7 +490,7 @@ def bank_train_fn(defense: str, config: ExperimentConfig, facts,
             return train_keras_defense(defense, config, {"train": (x, y),
                                                          "reference": roles.get("reference")},
                                        facts.input_shape, facts.num_classes, facts.architecture,
-                                       int(seed), verbose=0).model
+                                       int(seed), verbose=0, heartbeat=heartbeat).model
         seed = int(seed)
         if seed in pending and np.array_equal(pending[seed][1], y) \
                 and np.array_equal(pending[seed][0], x):
@@ -547,8 +557,8 @@ def bank_step(defense: str, config: ExperimentConfig, facts,
         progress.write(f"Training {len(todo)} model(s) of the '{defense}' bank "
                        f"({b.size} in all, {len(pool[1]) // 2} records each)")
     seed = model_seed(config.seed, "bank")
-    kbank.train_bank(bank_train_fn(defense, config, facts, roles, out, todo, seed), pool,
-                     folder, num_models=b.size, population=roles["test"], queries=queries,
+    kbank.train_bank(bank_train_fn(defense, config, facts, roles, out, todo, seed, progress),
+                     pool, folder, num_models=b.size, population=roles["test"], queries=queries,
                      recipe=recipe, seed=seed, indices=todo,
                      verbose=1 if progress.verbose else 0)
     if todo:

@@ -103,7 +103,7 @@ def _with_augmentation(model, input_shape, seed: int):
 def train_keras_defense(defense: str, config: ExperimentConfig,
                         data: Dict[str, Tuple[np.ndarray, np.ndarray]], input_shape,
                         num_classes: int, architecture: str, seed: int,
-                        verbose: int = 0) -> TrainedModel:
+                        verbose: int = 0, heartbeat=None) -> TrainedModel:
     """Trains any Keras defense of the registry on ``data["train"]``.
 
     Builds the architecture (behind the crop/flip augmentation when the
@@ -119,6 +119,9 @@ def train_keras_defense(defense: str, config: ExperimentConfig,
       input_shape, num_classes, architecture: what to build.
       seed: this model's seed (see :func:`model_seed`).
       verbose: Keras ``fit`` verbosity.
+      heartbeat: ``(every_s, write)`` for a quiet fit: a line through
+        ``write`` at most every ``every_s`` seconds
+        (:class:`keras_mi.experiment.epoch_heartbeat.EpochHeartbeat`); None: none.
 
     Returns:
       A :class:`TrainedModel` with the plain logits model (never a training
@@ -141,6 +144,12 @@ def train_keras_defense(defense: str, config: ExperimentConfig,
     plan = entry.build(trainable, config, {"train": data["train"],
                                            "reference": data.get("reference")},
                        num_classes, seed, argument)
+    if heartbeat is not None:
+        from keras_mi.experiment.epoch_heartbeat import EpochHeartbeat
+
+        every_s, write = heartbeat
+        plan.callbacks = list(plan.callbacks) + [EpochHeartbeat(every_s, prefix=f"  {defense}:",
+                                                                write=write)]
     fit_plan(plan, recipe, steps_per_epoch=math.ceil(len(x) / recipe.batch_size),
              verbose=verbose)
     return TrainedModel(model=model if plan.inference_model is None else plan.inference_model)

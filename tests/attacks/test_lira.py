@@ -210,6 +210,25 @@ def test_train_shadow_writes_file_and_resume_skips(tmp_path):
         shadow_jobs.train_half_shadow(2, 4, pool, train_fn, tmp_path, seed=2, verbose=0)
 
 
+def test_verbose_bank_says_how_many_models_are_left(tmp_path, capsys):
+    pool = _pool()
+    train_fn = _stub_train_fn(pool)
+    shadow_jobs.train_half_shadow(3, 6, pool, train_fn, tmp_path, seed=1, verbose=0)
+    capsys.readouterr()
+    shadow_jobs.train_half_shadows(6, pool, train_fn, tmp_path, seed=1, verbose=1)
+    lefts = [line for line in capsys.readouterr().out.splitlines() if "left" in line]
+    # Model 3 was done before: it is neither trained nor counted as left.
+    assert [line.split()[0] for line in lefts] == ["4", "3", "2", "1"]
+    assert all(line.endswith("s at this pace") for line in lefts)
+    shadow_jobs.train_half_shadows(6, pool, train_fn, tmp_path, seed=1, verbose=1)
+    assert "left" not in capsys.readouterr().out  # nothing trained, nothing to estimate
+
+
+@pytest.mark.parametrize("seconds, text", [(45.2, "45 s"), (720, "12 min"), (9000, "2.5 h")])
+def test_duration_reads_in_the_unit_that_fits(seconds, text):
+    assert shadow_jobs._duration(seconds) == text
+
+
 def test_interrupted_write_never_counts(tmp_path, monkeypatch):
     pool = _pool()
     train_fn = _stub_train_fn(pool)

@@ -23,6 +23,21 @@ def _config(**bank):
         bank=BankSettings(**{"size": 4, **bank}))
 
 
+def test_verbose_bank_models_report_epochs_and_what_is_left(tmp_path, monkeypatch, capsys):
+    from keras_mi.experiment import steps
+
+    monkeypatch.setattr(steps, "BANK_HEARTBEAT_S", 1e-9)
+    x, y = three_class(300, seed=1)
+    cfg = _config().with_overrides({"defenses": ["none"], "training.epochs": 2})
+    run_experiment(cfg, tmp_path, data=(x, y), verbose=1)
+    out = capsys.readouterr().out
+    # Two lines per bank model (its two epochs), none from the target's own fit.
+    assert out.count("  none: epoch 1/2, loss ") == 4
+    assert out.count("  none: epoch 2/2, loss ") == 4
+    assert [line.split()[0] for line in out.splitlines()
+            if line.endswith("at this pace")] == ["3", "2", "1"]
+
+
 def test_adaptive_bank_trains_with_the_defense_and_resumes(tmp_path, monkeypatch):
     import keras_mi.training as training
 
