@@ -202,13 +202,20 @@ def train_bank(train_fn: Callable, pool, out_dir, num_models: int = 16, populati
 
 
 def load_bank(out_dir, num_models: Optional[int] = None, pool=None,
-              recipe: Optional[str] = None) -> shadow_jobs.ShadowBank:
+              recipe: Optional[str] = None,
+              only_first: Optional[int] = None) -> shadow_jobs.ShadowBank:
     """Loads a bank (every model must be done); checks pool and recipe.
+
+    ``only_first = k`` (even, ≥ 4) loads models ``0 .. k-1`` only: an interim
+    look at a bank still in training, the bank of ``k`` those models form
+    (see :func:`keras_mi.attacks.shadow_jobs.load_shadows`).
 
     Example:
       >>> bank = load_bank("runs/bank", num_models=16)  # doctest: +SKIP
+      >>> interim = load_bank("runs/bank", only_first=4)  # doctest: +SKIP
     """
-    bank = shadow_jobs.load_shadows(out_dir, num_shadows=num_models, pool=pool, recipe=recipe)
+    bank = shadow_jobs.load_shadows(out_dir, num_shadows=num_models, pool=pool, recipe=recipe,
+                                    only_first=only_first)
     check_bank_size(bank.num_models)
     return bank
 

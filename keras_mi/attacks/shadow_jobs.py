@@ -379,13 +379,19 @@ class ShadowBank:
 
 
 def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None,
-                 recipe: Optional[str] = None) -> ShadowBank:
+                 recipe: Optional[str] = None,
+                 only_first: Optional[int] = None) -> ShadowBank:
     """Loads and checks all shadow files of ``out_dir``.
 
     Raises ``ValueError`` when files disagree on pool fingerprint, seed or
     ``num_shadows``, when ``pool`` is given and differs, and when indices are
     missing (the message lists them). Temporary files of interrupted jobs are
     ignored.
+
+    ``only_first = k`` loads only models ``0 .. k-1`` (an even number: complete
+    pairs): an interim look at a bank still in training. Their halves and
+    seeds do not depend on the bank's size, so they are the models a bank of
+    ``k`` would hold.
 
     Example:
       >>> bank = load_shadows("runs/lira", num_shadows=16)  # doctest: +SKIP
@@ -418,6 +424,14 @@ def load_shadows(out_dir, num_shadows: Optional[int] = None, pool=None,
     total = int(first["num_shadows"])
     if num_shadows is not None and num_shadows != total:
         raise ValueError(f"asked for {num_shadows} shadows but {out_dir} holds a run of {total}.")
+    if only_first is not None:
+        k = only_first
+        if not (isinstance(k, int) and 2 <= k <= total and k % 2 == 0):
+            raise ValueError(f"only_first must be an even number of models from 2 to {total} "
+                             f"(complete pairs); got {k!r}.")
+        files = [p for p in files if int(metas[p]["index"]) < k]
+        metas = {p: metas[p] for p in files}
+        total = k
     if pool is not None and pool_fingerprint(pool) != first["fingerprint"]:
         raise ValueError("the shadows were trained on another pool (fingerprint differs); "
                          "pass the same (x, y) in the same order.")

@@ -345,6 +345,27 @@ def test_train_bank_writes_one_file_per_model_and_resumes(tmp_path):
         kbank.load_bank(tmp_path, recipe="other")
 
 
+def test_only_first_is_the_bank_those_models_would_form(tmp_path):
+    pool, pop = _pool(), _pool(12, seed=1)
+    fn = lambda x, y, seed: _MeanModel(x, y)  # noqa: E731
+    # Models 0-5 of a bank of 8 are done; 6 and 7 are still training.
+    kbank.train_bank(fn, pool, tmp_path / "big", num_models=8, population=pop, recipe="r",
+                     indices=range(6), verbose=0)
+    kbank.train_bank(fn, pool, tmp_path / "small", num_models=4, population=pop, recipe="r",
+                     verbose=0)
+    interim = kbank.load_bank(tmp_path / "big", only_first=4, pool=pool, recipe="r")
+    small = kbank.load_bank(tmp_path / "small", num_models=4)
+    assert interim.num_models == 4
+    np.testing.assert_array_equal(interim.in_mask, small.in_mask)
+    np.testing.assert_allclose(interim.logits, small.logits)
+    np.testing.assert_allclose(interim.population_logits, small.population_logits)
+    assert kbank.load_bank(tmp_path / "big", only_first=6).num_models == 6
+    for bad, match in [(8, "missing"), (3, "even number of models from 2 to 8"),
+                       (10, "from 2 to 8"), (2, "a bank needs an even number of models from 4")]:
+        with pytest.raises(ValueError, match=match):
+            kbank.load_bank(tmp_path / "big", only_first=bad)
+
+
 def test_mixed_recipes_in_one_folder_are_refused(tmp_path):
     pool = _pool()
     fn = lambda x, y, seed: _MeanModel(x, y)  # noqa: E731
