@@ -12,6 +12,7 @@ one child. This module imports neither Keras nor JAX nor TensorFlow.
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 import shutil
 import tempfile
@@ -34,6 +35,8 @@ from keras_mi.baselines.dpsgd_keras import SAMPLINGS
 from keras_mi.models.architectures import architecture_spec
 
 WORKER = "keras_mi.baselines.dpsgd_keras_worker"
+#: Arguments of the whole call, not of one model (a job of the ``_many`` call).
+_CALL_ARGUMENTS = ("work_dir", "verbose", "timeout")
 
 
 def train_dpsgd_keras_subprocess(
@@ -87,13 +90,8 @@ def train_dpsgd_keras_subprocess(
       ...                                  num_classes=30, target_epsilon=4.0)  # doctest: +SKIP
       >>> r.epsilon <= 4.0, r.privacy.sampling_assumption  # doctest: +SKIP
     """
-    job = _prepare(
-        members, non_members, input_shape=input_shape, num_classes=num_classes,
-        architecture=architecture, reference=reference, test=test, shadow=shadow,
-        noise_multiplier=noise_multiplier, target_epsilon=target_epsilon,
-        l2_norm_clip=l2_norm_clip, batch_size=batch_size, epochs=epochs,
-        learning_rate=learning_rate, momentum=momentum, sampling=sampling, delta=delta,
-        accountant=accountant, seed=seed, verbose=verbose)
+    arguments = dict(locals())  # first statement: exactly the arguments
+    job = _prepare({k: v for k, v in arguments.items() if k not in _CALL_ARGUMENTS}, verbose)
     temporary = work_dir is None
     work = pathlib.Path(tempfile.mkdtemp(prefix="keras_mi_dpsgd_jax_") if temporary
                         else work_dir)
@@ -146,15 +144,18 @@ def train_dpsgd_keras_subprocess_many(jobs: Sequence[dict], work_dir, *,
       ...              target_epsilon=4.0, seed=s) for half, s in halves]  # doctest: +SKIP
       >>> results = train_dpsgd_keras_subprocess_many(jobs, "runs/dp_bank")  # doctest: +SKIP
     """
-    reserved = {"work_dir", "verbose", "timeout"}
+    signature = inspect.signature(train_dpsgd_keras_subprocess)
     prepared = []
     for i, job in enumerate(jobs):
-        extra = reserved & set(job)
+        extra = set(_CALL_ARGUMENTS) & set(job)
         if extra:
             raise ValueError(f"DP-SGD job {i}: {sorted(extra)} are arguments of the whole "
                              "call, not of a job.")
         try:
-            prepared.append(_prepare(**job, verbose=verbose))
+            bound = signature.bind(**job)  # the single-model call's defaults, and its checks
+            bound.apply_defaults()
+            settings = {k: v for k, v in bound.arguments.items() if k not in _CALL_ARGUMENTS}
+            prepared.append(_prepare(settings, verbose))
         except (TypeError, ValueError) as err:
             raise ValueError(f"DP-SGD job {i}: {err}") from err
     names = [f"job_{i:04d}" for i in range(len(prepared))] if names is None else \
@@ -175,26 +176,29 @@ def train_dpsgd_keras_subprocess_many(jobs: Sequence[dict], work_dir, *,
             for request, (summary, outputs, out_dir) in zip(requests, done)]
 
 
-def _prepare(members: ArrayPair, non_members: ArrayPair, *, input_shape, num_classes: int,
-             architecture: str = "mlp_tanh", reference: Optional[ArrayPair] = None,
-             test: Optional[ArrayPair] = None, shadow: Optional[ArrayPair] = None,
-             noise_multiplier: Optional[float] = None, target_epsilon: Optional[float] = None,
-             l2_norm_clip: float = 1.0, batch_size: int = 64, epochs: int = 20,
-             learning_rate: float = 0.1, momentum: float = 0.0, sampling: str = "poisson",
-             delta: Optional[float] = None, accountant: str = "rdp", seed: Optional[int] = 0,
-             verbose: int = 1):
-    """Checks one model's arguments, calibrates its noise; ``(members, splits, request)``."""
-    input_shape = tuple(int(d) for d in input_shape)
+def _prepare(settings: dict, verbose: int):
+    """Checks one model's settings, calibrates its noise; ``(members, splits, request)``.
+
+    ``settings``: the arguments of :func:`train_dpsgd_keras_subprocess` but
+    ``work_dir``, ``verbose`` and ``timeout``, every one given.
+    """
+    members, non_members = settings["members"], settings["non_members"]
+    input_shape = tuple(int(d) for d in settings["input_shape"])
+    num_classes, architecture = settings["num_classes"], settings["architecture"]
+    sampling, delta, accountant = settings["sampling"], settings["delta"], settings["accountant"]
+    noise_multiplier, target_epsilon = settings["noise_multiplier"], settings["target_epsilon"]
+    batch_size, l2_norm_clip = settings["batch_size"], settings["l2_norm_clip"]
+    learning_rate = settings["learning_rate"]
     architecture_spec(architecture, input_shape, num_classes)  # validates early
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got '{sampling}'.")
     members = _check_pair("members", members, input_shape, num_classes)
     if non_members is None:
         raise ValueError("'non_members' is required (the attack needs held-out data).")
-    splits = {"non_members": non_members, "reference": reference, "test": test,
-              "shadow": shadow}
-    splits = {k: _check_pair(k, v, input_shape, num_classes) for k, v in splits.items()}
-    n, epochs = len(members[0]), int(epochs)
+    splits = {k: _check_pair(k, settings[k] if k != "non_members" else non_members,
+                             input_shape, num_classes)
+              for k in ("non_members", "reference", "test", "shadow")}
+    n, epochs = len(members[0]), int(settings["epochs"])
     if (noise_multiplier is None) == (target_epsilon is None):
         raise ValueError("Give exactly one of noise_multiplier and target_epsilon.")
     if target_epsilon is not None:
@@ -210,8 +214,8 @@ def _prepare(members: ArrayPair, non_members: ArrayPair, *, input_shape, num_cla
         input_shape=list(input_shape), num_classes=int(num_classes),
         l2_norm_clip=float(l2_norm_clip), noise_multiplier=float(noise_multiplier),
         batch_size=int(batch_size), epochs=epochs, learning_rate=float(learning_rate),
-        momentum=float(momentum), sampling=sampling, delta=delta, accountant=accountant,
-        seed=seed, verbose=int(verbose))
+        momentum=float(settings["momentum"]), sampling=sampling, delta=delta,
+        accountant=accountant, seed=settings["seed"], verbose=int(verbose))
     return members, splits, request
 
 

@@ -102,6 +102,8 @@ def test_one_child_trains_each_model_as_a_child_of_its_own_would(tmp_path, monke
     ([dict(_job(0, 1), work_dir="x")], None, r"DP-SGD job 0: \['work_dir'\] are arguments "
                                              "of the whole call"),
     ([dict(_job(0, 1), batch_size=41)], None, "DP-SGD job 0: "),
+    ([dict(_job(0, 1), clip=1.0)], None, "DP-SGD job 0: .*unexpected keyword argument 'clip'"),
+    ([{"members": _pair(40, 1)}], None, "DP-SGD job 0: .*missing a required argument"),
     ([_job(0, 1), _job(1, 2)], ["a", "a"], "2 distinct folder names"),
     ([_job(0, 1)], ["../up"], "1 distinct folder names"),
     ([_job(0, 1), _job(1, 2)], ["a"], "2 distinct folder names"),
