@@ -13,6 +13,7 @@ depend on the size). Nothing is written into the run folder.
 
   python bench/bank_interim.py --run runs/cifar10_cpu --defenses none mmd \
       --out docs/results/bank_cifar10_cpu/interim.json
+  python bench/bank_interim.py --quick   # CI: a tiny Location run (bank of 6), then its first 4
 """
 
 from __future__ import annotations
@@ -28,13 +29,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, help="the evaluate run folder (--out of the run)")
+    p.add_argument("--quick", action="store_true",
+                   help="train a tiny Location run with banks of 6 in a temporary folder, "
+                        "then read its first 4 models (CI)")
+    p.add_argument("--run", default=None, help="the evaluate run folder (--out of the run)")
     p.add_argument("--defenses", nargs="+", default=None,
                    help="default: every defense of the run's config with bank models")
     p.add_argument("--models", type=int, default=None,
                    help="models per bank (even, >= 4; default the most all defenses have)")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.run is None and not args.quick:
+        p.error("--run is required (or --quick)")
+    return args
+
+
+def quick_run(folder: pathlib.Path) -> None:
+    """A tiny Location run (none, mmd; banks of 6, 2 epochs) for ``--quick``."""
+    from keras_mi.experiment import get_preset, run_experiment
+
+    cfg = get_preset("location").with_overrides({
+        "defenses": ["none", "mmd"], "attacks": ["loss"], "training.epochs": 2,
+        "split.members": 300, "split.non_members": 300, "split.reference": 300,
+        "split.test": 300, "split.shadow": 0, "num_shadow_models": 0, "bank.size": 6})
+    run_experiment(cfg, folder, verbose=0)
 
 
 def complete_models(folder: pathlib.Path) -> int:
@@ -55,7 +73,15 @@ def main(argv=None) -> int:
     from keras_mi.experiment.steps import bank_recipe
     from keras_mi.experiment.store import safe_tag
 
-    run = pathlib.Path(args.run)
+    if args.quick:
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="keras_mi_bank_interim_")
+        run = pathlib.Path(scratch.name)
+        quick_run(run)
+        args.models = 4 if args.models is None else args.models
+    else:
+        run = pathlib.Path(args.run)
     if not (run / "config.json").exists():
         raise SystemExit(f"{run} holds no keras-mi evaluate run (no config.json).")
     config = ExperimentConfig.load(run / "config.json")
