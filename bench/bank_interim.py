@@ -7,7 +7,8 @@ the largest even count every listed defense has, or ``--models``), and
 attacks them with the bank protocol's attacks as ``keras-mi evaluate`` would
 at bank size ``k``: adaptive (each model the target, the other ``k - 1`` of
 the same defense the shadows) and, for a defense other than ``none``,
-non-adaptive (``none``'s first ``k`` as the shadows). The first ``k`` models
+non-adaptive (``none``'s first ``k`` as the shadows, from this run or from
+``--none-from`` another run on the same split). The first ``k`` models
 of a bank of 8 are the models a bank of ``k`` holds (halves and seeds do not
 depend on the size). Nothing is written into the run folder.
 
@@ -37,6 +38,9 @@ def parse_args(argv=None):
                    help="default: every defense of the run's config with bank models")
     p.add_argument("--models", type=int, default=None,
                    help="models per bank (even, >= 4; default the most all defenses have)")
+    p.add_argument("--none-from", default=None, metavar="RUN",
+                   help="another run folder on the same split whose 'none' bank gives the "
+                        "non-adaptive shadows (e.g. when --run compares one MMD setting)")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     args = p.parse_args(argv)
     if args.run is None and not args.quick:
@@ -104,11 +108,19 @@ def main(argv=None) -> int:
     b = config.bank
     banks = {d: kbank.load_bank(run / "banks" / safe_tag(d), only_first=k,
                                 recipe=bank_recipe(config, d)) for d in defenses}
+    baseline = banks.get("none")
+    if args.none_from:
+        other = pathlib.Path(args.none_from)
+        other_config = ExperimentConfig.load(other / "config.json")
+        baseline = kbank.load_bank(other / "banks" / "none", only_first=k,
+                                   recipe=bank_recipe(other_config, "none"))
+        if baseline.fingerprint != next(iter(banks.values())).fingerprint:
+            raise SystemExit(f"{other}'s none bank was trained on another pool than {run}'s.")
     rows = []
     for defense, bank in banks.items():
         reports = {"adaptive": bank}
-        if defense != "none" and "none" in banks:
-            reports["non_adaptive"] = banks["none"]
+        if defense != "none" and baseline is not None:
+            reports["non_adaptive"] = baseline
         for protocol, shadows in reports.items():
             report = kbank.attack_bank(bank, shadow_bank=None if protocol == "adaptive"
                                        else shadows, lira_center=b.lira_center,

@@ -49,6 +49,13 @@ def test_interim_of_a_finished_bank_is_evaluates_bank_and_part_of_one_is_refused
         assert row["accuracy_median"] == pytest.approx(
             report["defenses"][defense]["bank"]["accuracy"]["population"]["median"])
     assert "| mmd | non_adaptive |" in capsys.readouterr().out
+    # The none bank of another run on the same split as the non-adaptive shadows.
+    across = tmp_path / "across.json"
+    assert interim.main(["--run", str(tmp_path / "run"), "--defenses", "mmd", "--none-from",
+                         str(tmp_path / "run"), "--out", str(across)]) == 0
+    (row,) = [r for r in json.loads(across.read_text())["rows"]
+              if r["protocol"] == "non_adaptive"]
+    assert row["auc"] == rows[("mmd", "non_adaptive")]["auc"]
 
     # One model of mmd's bank lost: one complete pair, fewer than a bank needs. Asked
     # for, mmd is refused; by default it is left out, and said so.
