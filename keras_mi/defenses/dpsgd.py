@@ -99,13 +99,14 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
 def train_outputs_many(config, datas: List[Dict[str, Any]], input_shape, num_classes: int,
                        architecture: str, seeds: List[int], verbose: int,
                        argument: Optional[float], work_dir) -> List[Tuple[Any, Dict[str, Any]]]:
-    """:func:`train_outputs` for several models (a bank); one child for all on ``keras_jax``.
+    """:func:`train_outputs` for several models (a bank) in one child, on ``keras_jax``.
 
     With ``dpsgd.implementation = "keras_jax"`` every model trains in one
     JAX child process
     (:func:`keras_mi.baselines.dpsgd_keras_subprocess.train_dpsgd_keras_subprocess_many`,
-    resumable in ``work_dir``); TF-Privacy starts one child per model, as
-    :func:`train_outputs` does.
+    resumable in ``work_dir``). TF-Privacy's child trains one model, so this
+    returns None there and the bank calls :func:`train_outputs` per model
+    (each saved as soon as it is trained).
 
     Args:
       datas: one ``data`` dict of :func:`train_outputs` per model (its
@@ -116,11 +117,10 @@ def train_outputs_many(config, datas: List[Dict[str, Any]], input_shape, num_cla
         for :func:`train_outputs`.
 
     Returns:
-      One ``(outputs, extras)`` per model, in order.
+      One ``(outputs, extras)`` per model, in order; None on ``tf_privacy``.
     """
     if config.dpsgd.implementation != "keras_jax":
-        return [train_outputs(config, data, input_shape, num_classes, architecture, seed,
-                              verbose, argument) for data, seed in zip(datas, seeds)]
+        return None
     # pylint: disable-next=import-outside-toplevel
     from keras_mi.baselines.dpsgd_keras_subprocess import train_dpsgd_keras_subprocess_many
 

@@ -101,8 +101,9 @@ class DefenseEntry:
       train_outputs_many: ``train_outputs_many(config, datas, input_shape,
         num_classes, architecture, seeds, verbose, argument, work_dir)``
         returning one ``(outputs, extras)`` per model: trains a bank's
-        models at once (e.g. in one child process). None: the bank calls
-        ``train_outputs`` once per model.
+        models at once (e.g. in one child process), or None when the config
+        gains nothing from that. None (the field, or what it returns): the
+        bank calls ``train_outputs`` once per model.
       accountant_epsilon: ``accountant_epsilon(config, argument) -> float``
         for a defense with a formal privacy guarantee (its bank then gets
         the empirical ε audit); None otherwise.

@@ -500,8 +500,9 @@ def bank_train_fn(defense: str, config: ExperimentConfig, facts,
                 config, [{"eval": eval_data(*pending[s]), "work_dir": None} for s in seeds],
                 facts.input_shape, facts.num_classes, facts.architecture, seeds, 0, argument,
                 work)
-            trained.update({s: outputs for s, (outputs, _) in zip(seeds, results)})
             pending.clear()
+            if results is not None:  # None: this config trains one model per call
+                trained.update({s: outputs for s, (outputs, _) in zip(seeds, results)})
         if seed in trained:
             outputs = trained.pop(seed)
             if not trained:  # every model of the batch handed out: its files can go

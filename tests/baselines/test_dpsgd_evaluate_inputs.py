@@ -177,3 +177,17 @@ def test_full_batch_is_each_dp_models_training_set(members, monkeypatch):
         dp_entry.train_outputs(cfg, data, (4,), 2, "linear", 0, 0, 4.0)
     assert got.value.args[0]["batch_size"] == members
     assert got.value.args[0]["epochs"] == 3
+
+
+def test_tf_privacy_banks_are_not_batched(monkeypatch):
+    """TF-Privacy's child trains one model: ``train_outputs_many`` declines (None), so a
+    bank trains and saves each model on its own, and no trainer is called here."""
+    from keras_mi.defenses import dpsgd as dp_entry
+    from keras_mi.experiment import ExperimentConfig
+
+    monkeypatch.setattr("keras_mi.baselines.train_dpsgd", lambda *a, **kw: _capture(**kw))
+    cfg = ExperimentConfig().with_overrides({"dpsgd.implementation": "tf_privacy"})
+    pair = (np.zeros((20, 4), "float32"), np.arange(20) % 2)
+    data = {"eval": {"members": pair, "non_members": pair}, "work_dir": None}
+    assert dp_entry.train_outputs_many(cfg, [data, data], (4,), 2, "linear", [1, 2], 0, 4.0,
+                                       "unused") is None

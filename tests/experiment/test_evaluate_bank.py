@@ -122,3 +122,55 @@ def test_bad_bank_settings_fail_before_the_folder_is_claimed(tmp_path, capsys, d
     assert code == cli.EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("implementation, batched", [("tf_privacy", False),
+                                                     ("keras_jax", True)])
+def test_dp_bank_batches_only_where_one_child_can_train_many(implementation, batched,
+                                                             tmp_path, monkeypatch):
+    """keras_jax: the first bank model's call trains every pending model at once;
+    tf_privacy: each model is trained (and so saved) by its own call."""
+    import types
+
+    import numpy as np
+
+    from keras_mi.attacks import shadow_jobs
+    from keras_mi.defenses import dpsgd as dp_entry
+    from keras_mi.experiment import steps
+
+    rng = np.random.default_rng(0)
+    roles = {r: (rng.normal(size=(n, 3)).astype("float32"), np.arange(n) % 2)
+             for r, n in (("members", 10), ("non_members", 10), ("test", 6))}
+    cfg = ExperimentConfig(dataset="synthetic", defenses=["dpsgd"]).with_overrides(
+        {"dpsgd.implementation": implementation, "bank.size": 4})
+    singles, batches = [], []
+
+    def outputs():
+        return types.SimpleNamespace(logits={"non_members": np.zeros((20, 2)),
+                                             "test": np.zeros((6, 2))})
+
+    monkeypatch.setattr(steps, "train_dpsgd_defense",
+                        lambda *a, **kw: singles.append(a[-1]) or types.SimpleNamespace(
+                            outputs=outputs()))
+    monkeypatch.setattr(dp_entry, "_keras_jax_job", lambda *a: {})
+    monkeypatch.setattr("keras_mi.baselines.dpsgd_keras_subprocess."
+                        "train_dpsgd_keras_subprocess_many",
+                        lambda jobs, work, **kw: batches.append(len(jobs)) or [
+                            types.SimpleNamespace(outputs=outputs(), epsilon=1.0, delta=1e-3,
+                                                  noise_multiplier=1.0, l2_norm_clip=1.0,
+                                                  epochs=1, batch_size=10, accountant="rdp",
+                                                  privacy=types.SimpleNamespace(
+                                                      sampling_assumption="Poisson"))
+                            for _ in jobs])
+    facts = types.SimpleNamespace(input_shape=(3,), num_classes=2, architecture="linear")
+    fn = steps.bank_train_fn("dpsgd", cfg, facts, roles, tmp_path, todo=[0, 1, 2, 3],
+                             bank_seed=5)
+    pool_x = np.concatenate([roles["members"][0], roles["non_members"][0]])
+    pool_y = np.concatenate([roles["members"][1], roles["non_members"][1]])
+    for i in range(4):
+        mask = shadow_jobs.shadow_membership(i, 20, 5)
+        fn(pool_x[mask], pool_y[mask], shadow_jobs.shadow_seed(i, 5))
+    if batched:
+        assert batches == [4] and singles == []
+    else:
+        assert batches == [] and singles == [shadow_jobs.shadow_seed(i, 5) for i in range(4)]
