@@ -104,7 +104,12 @@ def run(request: dict) -> dict:
 
 
 def is_done(request: dict) -> bool:
-    """Whether ``request``'s ``result.json`` exists and was written for this same request."""
+    """Whether ``request``'s ``result.json`` exists and was written for this same request.
+
+    Example:
+      >>> is_done({"out_dir": "/nonexistent", "data": "d.npz"})
+      False
+    """
     path = pathlib.Path(request["out_dir"]) / "result.json"
     try:
         return json.loads(path.read_text()).get("request") == request
@@ -113,7 +118,11 @@ def is_done(request: dict) -> bool:
 
 
 def run_many(requests: list) -> None:
-    """Runs each request in turn in this process, skipping those already done."""
+    """Runs each request in turn in this process, skipping those already done.
+
+    Example:
+      >>> run_many(json.load(open("requests.json"))["requests"])  # doctest: +SKIP
+    """
     import keras  # pylint: disable=import-outside-toplevel
 
     for i, request in enumerate(requests):

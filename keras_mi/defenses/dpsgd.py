@@ -118,6 +118,11 @@ def train_outputs_many(config, datas: List[Dict[str, Any]], input_shape, num_cla
 
     Returns:
       One ``(outputs, extras)`` per model, in order; None on ``tf_privacy``.
+
+    Example:
+      >>> pairs = train_outputs_many(config, [data_0, data_1], (446,), 30, "linear",
+      ...                            [11, 12], 0, None, "runs/x/banks/dpsgd_work")  # doctest: +SKIP
+      >>> outputs, extras = pairs[0]  # doctest: +SKIP
     """
     if config.dpsgd.implementation != "keras_jax":
         return None
