@@ -73,8 +73,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from keras_mi.attacks import bank as kbank
     from keras_mi.experiment import ExperimentConfig
-    from keras_mi.experiment.report import bank_summary
-    from keras_mi.experiment.steps import bank_recipe
+    from keras_mi.experiment.report import bank_summary, format_bank_audit
+    from keras_mi.experiment.steps import attack_one_bank, bank_recipe
     from keras_mi.experiment.store import safe_tag
 
     if args.quick:
@@ -122,11 +122,8 @@ def main(argv=None) -> int:
         if defense != "none" and baseline is not None:
             reports["non_adaptive"] = baseline
         for protocol, shadows in reports.items():
-            report = kbank.attack_bank(bank, shadow_bank=None if protocol == "adaptive"
-                                       else shadows, lira_center=b.lira_center,
-                                       rmia_gamma=b.rmia_gamma,
-                                       rmia_offline_a=b.rmia_offline_a)
-            report.metadata["accuracy"] = kbank.model_accuracies(bank)
+            report = attack_one_bank(defense, bank,
+                                     None if protocol == "adaptive" else shadows, config)
             summary = bank_summary({protocol: report})
             best = summary[protocol]["strongest_attack"]
             tpr1 = best["per_target"].get("tpr_at_fpr@0.01")
@@ -141,7 +138,9 @@ def main(argv=None) -> int:
                 "resolved_0.1pct": best["low_fpr"].get("0.001", {}).get("resolved"),
                 "per_target_tpr_at_1pct": tpr1,
                 "attacks": {n: {"auc": a["auc"], "tpr_at_1pct": a["tpr_at_fpr"]["0.01"]}
-                            for n, a in summary[protocol]["attacks"].items()}})
+                            for n, a in summary[protocol]["attacks"].items()},
+                # A DP-SGD bank's audit: a lower bound on ε beside the accountant's.
+                "empirical_epsilon": summary[protocol].get("empirical_epsilon")})
     print(f"{run}: first {k} models of each bank of {b.size} ({', '.join(defenses)})\n")
     print("| defense | protocol | train acc | test acc | strongest | AUC | TPR@1% "
           "(per model min–max) | TPR@0.1% |")
@@ -153,6 +152,12 @@ def main(argv=None) -> int:
         print(f"| {r['defense']} | {r['protocol']} | {r['train_accuracy_median']:.3f} | "
               f"{r['accuracy_median']:.3f} | {r['strongest']} | {r['auc']:.3f} | "
               f"{r['tpr_at_1pct']:.3f}{spread} | {r['tpr_at_0.1pct']:.4f}{mark} |")
+    audits: dict = {}
+    for r in rows:
+        audits.setdefault(r["defense"], {"bank": {}})["bank"][r["protocol"]] = {
+            "empirical_epsilon": r["empirical_epsilon"]}
+    if format_bank_audit({"defenses": audits}):
+        print("\n" + format_bank_audit({"defenses": audits}))
     if args.out:
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -602,6 +602,41 @@ def _bank_audit(defense: str, config: ExperimentConfig, report) -> Dict[str, Any
     return audit
 
 
+def attack_one_bank(defense: str, bank, shadow_bank, config: ExperimentConfig):
+    """The bank protocol's attacks on ``defense``'s bank, in memory (nothing written).
+
+    Adaptive when ``shadow_bank`` is None (each model the target, the others
+    of its bank the shadows), else non-adaptive with ``shadow_bank``'s models
+    as the shadows. The report's metadata holds the models' accuracies and,
+    for a defense with an accountant's ε, the empirical ε audit.
+
+    Args:
+      defense: a defense name of ``config`` (it decides whether to audit).
+      bank: the :class:`keras_mi.attacks.shadow_jobs.ShadowBank` attacked.
+      shadow_bank: None, or the bank whose models are the shadows.
+      config: the run's configuration (``bank`` settings, ``dpsgd``, ``split``).
+
+    Returns:
+      An :class:`keras_mi.attacks.AttackReport`.
+
+    Example:
+      >>> report = attack_one_bank("dpsgd", dp_bank, None, config)  # doctest: +SKIP
+      >>> report.metadata["empirical_epsilon"]["epsilon"]  # doctest: +SKIP
+    """
+    from keras_mi.attacks import bank as kbank
+
+    b = config.bank
+    entry, argument = resolve_defense(defense)
+    audited = entry.epsilon(config, argument) is not None
+    report = kbank.attack_bank(bank, shadow_bank=shadow_bank, lira_center=b.lira_center,
+                               rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a,
+                               keep_scores=audited)
+    report.metadata["accuracy"] = kbank.model_accuracies(bank)
+    if audited:
+        report.metadata["empirical_epsilon"] = _bank_audit(defense, config, report)
+    return report
+
+
 def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
                      out: pathlib.Path, progress: Progress, timings: Dict[str, float]):
     """The bank protocol's attacks on one defense (adaptive, and non-adaptive when asked).
@@ -614,9 +649,7 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
       ...                            timings)  # doctest: +SKIP
       >>> reports["adaptive"].strongest(by="low_fpr").name  # doctest: +SKIP
     """
-    from keras_mi.attacks import bank as kbank
-
-    b, tag = config.bank, store.safe_tag(defense)
+    tag = store.safe_tag(defense)
     progress.step(f"bank attacks {tag}")
     done = {}
     for protocol, shadows in (("adaptive", None), ("non_adaptive", shadow_bank)):
@@ -627,15 +660,7 @@ def bank_attack_step(defense: str, bank, shadow_bank, config: ExperimentConfig,
         path = out / "attacks" / f"bank_{tag}{suffix}.json"
         if store.reuse(path, read_attack_report) is None:
             t0 = time.perf_counter()
-            entry, argument = resolve_defense(defense)
-            # Defenses with an accountant's ε get the empirical ε audit.
-            audited = entry.epsilon(config, argument) is not None
-            report = kbank.attack_bank(bank, shadow_bank=shadows, lira_center=b.lira_center,
-                                       rmia_gamma=b.rmia_gamma, rmia_offline_a=b.rmia_offline_a,
-                                       keep_scores=audited)
-            report.metadata["accuracy"] = kbank.model_accuracies(bank)
-            if audited:
-                report.metadata["empirical_epsilon"] = _bank_audit(defense, config, report)
+            report = attack_one_bank(defense, bank, shadows, config)
             store.write_text(path, report.to_json(indent=1) + "\n")
             store.save_timing(out, f"attacks/bank_{tag}_{protocol}_s",
                               time.perf_counter() - t0, timings)

@@ -1,7 +1,9 @@
 """dpsgd.implementation keras_jax: the dpsgd defense (target and bank) trained by
 train_dpsgd_keras in a KERAS_BACKEND=jax child process."""
 
+import importlib.util
 import json
+import pathlib
 
 import pytest
 from _experiment_data import three_class
@@ -89,3 +91,19 @@ def test_keras_jax_dpsgd_trains_target_and_bank_and_reports_epsilon(tmp_path, mo
     assert "empirical_epsilon" not in report["defenses"]["none"]["bank"]["adaptive"]
     md = (tmp_path / "report.md").read_text()
     assert "ε" in md and "dpsgd, adaptive: empirical ε ≥" in md
+
+    # bench/bank_interim.py on the finished run: the same audit, read from the bank alone.
+    spec = importlib.util.spec_from_file_location(
+        "bank_interim_under_test", pathlib.Path(__file__).resolve().parents[2] / "bench"
+        / "bank_interim.py")
+    interim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(interim)
+    out = tmp_path / "interim.json"
+    assert interim.main(["--run", str(tmp_path), "--out", str(out)]) == 0
+    rows = {(r["defense"], r["protocol"]): r for r in json.loads(out.read_text())["rows"]}
+    for protocol in ("adaptive", "non_adaptive"):
+        want = row["bank"][protocol]["empirical_epsilon"]
+        got = rows[("dpsgd", protocol)]["empirical_epsilon"]
+        assert got["epsilon"] == pytest.approx(want["epsilon"], abs=1e-12)
+        assert got["accountant_epsilon"] == want["accountant_epsilon"]
+    assert rows[("none", "adaptive")]["empirical_epsilon"] is None
