@@ -1,8 +1,9 @@
 """The built-in entries of the defense registry.
 
 ``none``, ``mixup``, ``mmd``, ``mmd+mixup`` (the paper's), ``dpsgd`` (a
-child process), and the simple defenses ``label_smoothing``,
-``confidence_penalty`` and ``early_stopping``. Each builder receives the
+child process), the simple defenses ``label_smoothing``,
+``confidence_penalty`` and ``early_stopping``, and ``mmd+early_stopping``
+(``mmd`` stopped as ``early_stopping`` is). Each builder receives the
 freshly built logits model (possibly behind the crop/flip augmentation) and
 returns a :class:`~keras_mi.defenses.registry.FitPlan`; Keras and the
 defense pieces load inside the builders, so this module imports neither
@@ -97,15 +98,36 @@ def build_confidence_penalty(model, config, data, num_classes, seed, argument=No
                    data=data["train"])
 
 
-def build_early_stopping(model, config, data, num_classes, seed, argument=None) -> FitPlan:
-    """Plain cross-entropy, stopped on the reference split's loss (best weights kept)."""
+def _stop_on_reference_loss(plan: FitPlan, config, data) -> FitPlan:
+    """``plan`` stopped on the reference split's cross-entropy, best weights restored."""
     import keras  # pylint: disable=import-outside-toplevel
 
     s = config.early_stopping
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=s.patience,
-                                         min_delta=s.min_delta, restore_best_weights=True)
-    return FitPlan(model, loss=_sparse_ce(), data=data["train"], callbacks=[stop],
-                   fit_kwargs={"validation_data": tuple(data["reference"])})
+    plan.callbacks.append(keras.callbacks.EarlyStopping(
+        monitor="val_loss", mode="min", patience=s.patience, min_delta=s.min_delta,
+        restore_best_weights=True))
+    plan.fit_kwargs["validation_data"] = tuple(data["reference"])
+    return plan
+
+
+def build_early_stopping(model, config, data, num_classes, seed, argument=None) -> FitPlan:
+    """Plain cross-entropy, stopped on the reference split's loss (best weights kept)."""
+    return _stop_on_reference_loss(build_none(model, config, data, num_classes, seed),
+                                   config, data)
+
+
+def build_mmd_early_stopping(model, config, data, num_classes, seed,
+                             argument=None) -> FitPlan:
+    """``mmd``, stopped on the reference split's loss (best weights kept).
+
+    The reference split is the MMD²'s reference set and the stopping set at
+    once: both are held out from the attacked records. ``MMDModel``'s
+    validation loss is the cross-entropy alone (``compute_loss`` at
+    ``training=False``), so the stopping epoch is chosen on utility, and the
+    MMD² is free to pull the members' outputs until then.
+    """
+    return _stop_on_reference_loss(build_mmd(model, config, data, num_classes, seed),
+                                   config, data)
 
 
 def _reference_errors(config, facts, argument) -> List[str]:
@@ -151,6 +173,11 @@ register_defense(DefenseEntry(
     "early_stopping", build_early_stopping,
     description="stop on the reference split's loss, best weights restored",
     settings=EarlyStoppingSettings, config_attr="early_stopping", needs_reference=True))
+register_defense(DefenseEntry(
+    "mmd+early_stopping", build_mmd_early_stopping,
+    description="mmd, stopped on the reference split's loss (early_stopping.patience)",
+    settings=EarlyStoppingSettings, config_attr="early_stopping", needs_reference=True,
+    check_data=_reference_errors))
 
 #: Modules of further entries (each registers its own on import; no top-level
 #: Keras import there), loaded with the built-in ones.

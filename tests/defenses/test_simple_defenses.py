@@ -139,6 +139,41 @@ def test_early_stopping_watches_the_reference_set_and_keeps_the_best_epoch():
     np.testing.assert_allclose(ref_loss, val.min(), rtol=1e-5)
 
 
+def test_mmd_early_stopping_is_mmd_stopped_at_its_best_reference_epoch():
+    import keras
+
+    from keras_mi.training import MMDModel
+
+    x, y = _data(48, seed=4)
+    ref = (_data(40, seed=5)[0], np.random.default_rng(0).permutation(_data(40, seed=5)[1]))
+    cfg = ExperimentConfig(training=TrainingRecipe(epochs=40, batch_size=16,
+                                                   learning_rate=0.05),
+                           mmd_weight=3.0, mmd_sigma=0.1)
+    cfg.early_stopping.patience = 2
+    data = {"train": (x, y), "reference": ref}
+
+    def fitted(name):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(64, activation="tanh"),
+                                  keras.layers.Dense(3)])
+        plan = get_defense(name).build(model, cfg, data, 3, 0, None)
+        return model, plan, fit_plan(plan, cfg.training, steps_per_epoch=3)
+
+    model, plan, history = fitted("mmd+early_stopping")
+    assert isinstance(plan.model, MMDModel) and plan.model.weight == 3.0
+    assert plan.fit_kwargs["validation_data"][0] is ref[0]
+    val = np.array(history.history["val_loss"])
+    assert len(val) < 40 and len(val) == int(np.argmin(val)) + 1 + 2
+    assert "mmd" in history.history  # the MMD² was in the loss
+    # The kept weights are the best epoch's, and val_loss is the cross-entropy alone.
+    z = np.asarray(model.predict(ref[0], verbose=0), np.float64)
+    ref_loss = np.mean(-_log_softmax(z)[np.arange(len(ref[1])), ref[1]])
+    np.testing.assert_allclose(ref_loss, val.min(), rtol=1e-5)
+    # Same seed and stopping rule without the MMD²: another model.
+    plain, _, _ = fitted("early_stopping")
+    assert np.abs(plain.predict(ref[0], verbose=0) - z).max() > 1e-3
+
+
 @pytest.mark.parametrize("values, message", [
     ({"label_smoothing.epsilon": 1.0}, "label_smoothing.epsilon must lie in (0, 1)"),
     ({"label_smoothing.epsilon": 0.0}, "label_smoothing.epsilon must lie in (0, 1)"),
@@ -170,8 +205,9 @@ _JAX_SCRIPT = textwrap.dedent("""
     cfg = ExperimentConfig(split=SplitSizes(members=32), training=TrainingRecipe(
         epochs=2, batch_size=16))
     out = {}
-    for name in ("label_smoothing", "confidence_penalty", "early_stopping"):
-        m = train_keras_defense(name, cfg, {"train": (x, y), "reference": (x[:8], y[:8])},
+    for name in ("label_smoothing", "confidence_penalty", "early_stopping",
+                 "mmd+early_stopping"):
+        m = train_keras_defense(name, cfg, {"train": (x, y), "reference": (x[:16], y[:16])},
                                 (8,), 3, "linear", seed=1).model
         out[name] = bool(np.isfinite(m.predict(x, verbose=0)).all())
     z = rng.normal(size=(5, 3)).astype("float32"); t = np.array([0, 1, 2, 1, 0])
@@ -190,6 +226,7 @@ def test_the_three_defenses_train_under_the_jax_backend():
     line = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")][-1]
     got = json.loads(line[len("RESULT"):])
     assert got["label_smoothing"] and got["confidence_penalty"] and got["early_stopping"]
+    assert got["mmd+early_stopping"]
     assert got["backend"] == "jax"
     # (Keras's own fit may load TensorFlow for its data adapter when it is installed,
     # so no claim about sys.modules here: the defenses' math ran on JAX.)
