@@ -156,8 +156,9 @@ def main(argv=None) -> int:
     for r in rows:
         audits.setdefault(r["defense"], {"bank": {}})["bank"][r["protocol"]] = {
             "empirical_epsilon": r["empirical_epsilon"]}
-    if format_bank_audit({"defenses": audits}):
-        print("\n" + format_bank_audit({"defenses": audits}))
+    audit_lines = format_bank_audit({"defenses": audits})
+    if audit_lines:
+        print("\n" + audit_lines)
     if args.out:
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
