@@ -9,7 +9,7 @@ count), the MMD reference set is the *test* split, and a model's accuracy is
 measured on its held-out half of the tuning pool.
 
 For each configuration (statistic, kernel, bandwidths, λ, mixup α, early
-stopping on the MMD reference set's loss) it trains
+stopping on the MMD reference set's loss, batch size) it trains
 a bank of ``--bank`` models with the preset's recipe (MLP-tanh, Adam 1e-3,
 30 epochs, batch 128) and attacks it adaptively (each model the target in
 turn, the others its shadows, trained with the same defense): LiRA
@@ -73,6 +73,16 @@ GRID = {
                                        sigma=[0.05, 0.1], weight=3.0),
     "softmax_gauss_s0.05,0.1_l3_es5": dict(statistic="softmax", kernel="gaussian",
                                            sigma=[0.05, 0.1], weight=3.0, early_stopping=5),
+    # Batch 512 (about 17 rows of each of the 30 classes per batch instead of
+    # 4.3: the per-class MMD² on less noise), for 4x the epochs (the same
+    # number of steps), still stopped on the reference loss.
+    "none_b512_es5": dict(batch_size=512, epoch_multiple=4, early_stopping=5),
+    "softmax_gauss_s0.05,0.1_l2_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                sigma=[0.05, 0.1], weight=2.0, batch_size=512,
+                                                epoch_multiple=4, early_stopping=5),
+    "softmax_gauss_s0.05,0.1_l3_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                sigma=[0.05, 0.1], weight=3.0, batch_size=512,
+                                                epoch_multiple=4, early_stopping=5),
 }
 
 ATTACKS = ["loss", "lira_online", "lira_offline", "lira_online_fixed_var",
@@ -128,6 +138,9 @@ def make_train_fn(settings, reference, num_classes, epochs):
     from keras_mi.models import build_model
     from keras_mi.training import MMDModel
 
+    batch = settings.get("batch_size", 128)
+    epochs = epochs * settings.get("epoch_multiple", 1)
+
     def train_fn(x, y, seed):
         keras.utils.set_random_seed(int(seed))
         model = build_model("mlp_tanh", x.shape[1:], num_classes, seed=int(seed))
@@ -150,11 +163,11 @@ def make_train_fn(settings, reference, num_classes, epochs):
                                               patience=settings["early_stopping"],
                                               restore_best_weights=True)]}
         if alpha:
-            data = mixup_dataset(x, y, num_classes=num_classes, alpha=alpha, batch_size=128,
+            data = mixup_dataset(x, y, num_classes=num_classes, alpha=alpha, batch_size=batch,
                                  seed=int(seed))
             trainable.fit(data, epochs=epochs, verbose=0, **stop)
         else:
-            trainable.fit(x, y, batch_size=128, epochs=epochs, shuffle=True, verbose=0, **stop)
+            trainable.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0, **stop)
         return model
 
     return train_fn
