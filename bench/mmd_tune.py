@@ -83,6 +83,17 @@ GRID = {
     "softmax_gauss_s0.05,0.1_l3_b512_es5": dict(statistic="softmax", kernel="gaussian",
                                                 sigma=[0.05, 0.1], weight=3.0, batch_size=512,
                                                 epoch_multiple=4, early_stopping=5),
+    "softmax_gauss_s0.05,0.1_l4_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                sigma=[0.05, 0.1], weight=4.0, batch_size=512,
+                                                epoch_multiple=4, early_stopping=5),
+    "softmax_gauss_s0.05,0.1_l6_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                sigma=[0.05, 0.1], weight=6.0, batch_size=512,
+                                                epoch_multiple=4, early_stopping=5),
+    # The whole training half in one batch (about 33 rows per class).
+    "none_b1000_es5": dict(batch_size=1000, epoch_multiple=8, early_stopping=5),
+    "softmax_gauss_s0.05,0.1_l3_b1000_es5": dict(statistic="softmax", kernel="gaussian",
+                                                 sigma=[0.05, 0.1], weight=3.0, batch_size=1000,
+                                                 epoch_multiple=8, early_stopping=5),
 }
 
 ATTACKS = ["loss", "lira_online", "lira_offline", "lira_online_fixed_var",

@@ -211,6 +211,12 @@ def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     data = config.to_dict()
     for key in _LOCATION_FIELDS:
         data.pop(key, None)
+    # Per-defense values count for the defenses trained (and hashes from
+    # before the field existed stay).
+    data["per_defense"] = {k: v for k, v in data["per_defense"].items()
+                           if k in config.defenses and v}
+    if not data["per_defense"]:
+        del data["per_defense"]
     # A defense's settings change no number unless that defense is trained
     # (and folders made before a section existed keep their hashes).
     used = set()
@@ -310,6 +316,11 @@ class ExperimentConfig:
     bank: BankSettings = dataclasses.field(default_factory=BankSettings)
     data_dir: Optional[str] = None
     cache_dir: Optional[str] = None
+    # Field values for one defense only, keyed by its name as listed in
+    # ``defenses`` ("dpsgd:8" is not "dpsgd"), in ``--set``'s dotted keys:
+    # {"mmd+early_stopping": {"mmd_weight": 2.0}}. Each defense keeps its own
+    # held-out choice while the data, split, seed, attacks and bank stay shared.
+    per_defense: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     # ---- (de)serialisation -------------------------------------------------
 
@@ -372,12 +383,18 @@ class ExperimentConfig:
 
         String values (from the command line) are parsed as YAML scalars or
         lists, so ``"5"`` -> 5, ``"[80, 120]"`` -> [80, 120], ``"none"`` -> "none",
-        ``"null"`` -> None.
+        ``"null"`` -> None. ``per_defense.<defense>.<key>`` sets one defense's
+        own value (see :meth:`for_defense`).
         """
         data = self.to_dict()
         for key, value in overrides.items():
             node = data
             parts = key.split(".")
+            if parts[0] == "per_defense" and len(parts) >= 3:
+                # Defense names hold no dots; the rest is the config key.
+                value = _parse_scalar(value) if isinstance(value, str) else value
+                data["per_defense"].setdefault(parts[1], {})[".".join(parts[2:])] = value
+                continue
             unknown = (f"Unknown config key '{key}'; valid keys: "
                        f"{', '.join(_keys(self.to_dict()))}.")
             for part in parts[:-1]:
@@ -388,6 +405,22 @@ class ExperimentConfig:
                 raise ValueError(unknown)
             node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
         return type(self).from_dict(data)
+
+    def for_defense(self, defense: str) -> "ExperimentConfig":
+        """The config ``defense`` trains with: ``per_defense[defense]`` applied.
+
+        The copy has an empty ``per_defense``, so applying it twice changes
+        nothing. Every step that trains, checks or labels one defense's
+        models reads this config, not the shared one.
+
+        Example:
+          >>> cfg = ExperimentConfig(per_defense={"mmd": {"mmd_weight": 2}})
+          >>> cfg.for_defense("mmd").mmd_weight, cfg.for_defense("mmd+mixup").mmd_weight
+          (2.0, 3.0)
+        """
+        data = self.to_dict()
+        overrides = data.pop("per_defense").get(defense, {})
+        return type(self).from_dict(data).with_overrides(overrides)
 
     # ---- derived values -----------------------------------------------------
 
@@ -438,6 +471,7 @@ class ExperimentConfig:
             errors.append("mmd_sigma must be a finite number > 0 or a non-empty list of them; got "
                           f"{self.mmd_sigma!r}.")
         errors.extend(_bank_errors(self))
+        errors.extend(e for e in _per_defense_errors(self) if e not in errors)
         if errors:
             raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
 
@@ -525,6 +559,41 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
     need(dp.implementation != "keras_jax" or dp.num_microbatches is None,
          "dpsgd.num_microbatches is a TF-Privacy option; the keras_jax trainer clips per "
          "example: set it to null.")
+    return errors
+
+
+#: Top-level fields every defense of a report shares: ``per_defense`` may
+#: not set them (the data, its split, the seed, the attacks and the bank
+#: protocol are what makes the defenses' rows comparable).
+_SHARED_FIELDS = ("dataset", "split", "architecture", "defenses", "attacks", "seed",
+                  "num_shadow_models", "num_lira_shadows", "bank", "data_dir", "cache_dir",
+                  "per_defense")
+
+
+def _per_defense_errors(config: "ExperimentConfig") -> List[str]:
+    """Each ``per_defense`` entry: a known defense, no shared field, valid values."""
+    errors = []
+    for name, overrides in config.per_defense.items():
+        where = f"per_defense.{name}"
+        try:
+            resolve_defense(name)
+        except ValueError as err:
+            errors.append(f"{where}: {err}")
+            continue
+        shared = sorted(k for k in overrides if k.split(".")[0] in _SHARED_FIELDS)
+        if shared:
+            errors.append(f"{where} sets {shared}, which every defense of a report shares "
+                          "(data, split, architecture, seed, attacks, bank); set them at the "
+                          "top level.")
+            continue
+        try:
+            config.for_defense(name).validate()
+        except ValueError as err:
+            lines = str(err).splitlines()
+            errors.extend(f"{where}: {line.strip()[2:]}" if line.strip().startswith("- ")
+                          else f"{where}: {line}" for line in
+                          (lines[1:] if lines[0].startswith("Invalid experiment config")
+                           else lines))
     return errors
 
 
@@ -656,6 +725,14 @@ def _coerce(obj, where: str) -> None:
                 setattr(obj, field.name, int(value))
             elif not isinstance(value, (int, str)) or isinstance(value, bool):
                 raise ValueError(f"{where}.{field.name} must be an integer or a string, "
+                                 f"got {value!r}.")
+            continue
+        if ftype == "Dict[str, Dict[str, Any]]":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, dict)
+                    and all(isinstance(key, str) for key in v) for k, v in value.items()):
+                raise ValueError(f"{where}.{field.name} must map defense names to mappings of "
+                                 f"config keys to values, e.g. {{'mmd': {{'mmd_weight': 2}}}}; "
                                  f"got {value!r}.")
             continue
         if ftype == "Union[float, List[float]]":

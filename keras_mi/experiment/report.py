@@ -288,6 +288,17 @@ def format_attacks(report: Dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _per_defense_lines(cfg: Dict[str, Any]) -> List[str]:
+    """One line for the defenses that train with their own values (``per_defense``)."""
+    own = {name: values for name, values in cfg.get("per_defense", {}).items()
+           if values and name in cfg["defenses"]}
+    if not own:
+        return []
+    return ["- own settings: " + "; ".join(
+        f"{name}: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+        for name, values in own.items())]
+
+
 def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] = None) -> str:
     """The whole ``report.md``: setup, summary table, per-attack tables, plots."""
     cfg, ds = report["config"], report["dataset"]
@@ -307,6 +318,7 @@ def format_markdown(report: Dict[str, Any], timings: Optional[Dict[str, float]] 
         f"{t['epochs']} epochs, "
         f"batch {t['batch_size']}, augmentation {t['augmentation']}; MMD λ={cfg['mmd_weight']} "
         f"σ={cfg['mmd_sigma']} ({cfg['mmd_schedule']}), mixup α={cfg['mixup_alpha']}",
+        *_per_defense_lines(cfg),
         f"- config sha256: `{report['config_sha256'][:16]}…`; "
         f"compute time (all sessions): {total:.1f} s",
         "",

@@ -133,9 +133,12 @@ def check_sizes(config: ExperimentConfig, facts: DatasetFacts) -> None:
     if facts.num_classes < 2:
         errors.append(f"dataset '{config.dataset}' has {facts.num_classes} class(es); "
                       "membership inference needs at least 2.")
-    if config.training.augmentation == "crop_flip" and len(facts.input_shape) != 3:
-        errors.append(f"training.augmentation 'crop_flip' needs images (H, W, C); dataset "
-                      f"'{config.dataset}' has inputs {facts.input_shape}; set it to 'none'.")
+    cropped = [d for d in config.defenses
+               if config.for_defense(d).training.augmentation == "crop_flip"]
+    if cropped and len(facts.input_shape) != 3:
+        errors.append(f"training.augmentation 'crop_flip' (for {', '.join(cropped)}) needs "
+                      f"images (H, W, C); dataset '{config.dataset}' has inputs "
+                      f"{facts.input_shape}; set it to 'none'.")
     if config.bank.queries == "flip_shift" and len(facts.input_shape) == 3 and \
             config.bank.query_shift >= min(facts.input_shape[:2]):
         errors.append(f"bank.query_shift ({config.bank.query_shift}) must be smaller than the "
@@ -188,7 +191,7 @@ def _defense_errors(config: ExperimentConfig, facts: DatasetFacts) -> List[str]:
     errors: List[str] = []
     for name in config.defenses:
         entry, argument = resolve_defense(name)
-        for err in entry.data_errors(config, facts, argument):
+        for err in entry.data_errors(config.for_defense(name), facts, argument):
             if err not in errors:
                 errors.append(err)
     return errors

@@ -404,7 +404,9 @@ def bank_recipe(config: ExperimentConfig, defense: str) -> str:
 
     from keras_mi.experiment.config import identity_dict
 
-    d = identity_dict(config)  # dpsgd.implementation only when not the default
+    # The defense's own values (per_defense): a bank trained with λ = 2 set for
+    # this defense alone is the bank of λ = 2 set for all.
+    d = identity_dict(config.for_defense(defense))  # dpsgd.implementation: not at default
     keys = ("dataset", "split", "architecture", "training", "seed", "mmd_weight", "mmd_sigma",
             "mmd_schedule", "mmd_per_class", "mmd_kernel", "mmd_statistic", "mixup_alpha",
             "dpsgd")
@@ -463,6 +465,7 @@ def bank_train_fn(defense: str, config: ExperimentConfig, facts,
     from keras_mi.attacks import shadow_jobs
 
     entry, argument = resolve_defense(defense)
+    config = config.for_defense(defense)
     pool_x = np.concatenate([roles["members"][0], roles["non_members"][0]])
     pool_y = np.concatenate([roles["members"][1], roles["non_members"][1]])
     tag = store.safe_tag(defense)
@@ -591,6 +594,7 @@ def _bank_audit(defense: str, config: ExperimentConfig, report) -> Dict[str, Any
     from keras_mi.baselines.audit import empirical_epsilon_of_attacks
 
     entry, argument = resolve_defense(defense)
+    config = config.for_defense(defense)
     dp = config.dpsgd
     half = (config.split.members + config.split.non_members) // 2
     delta = dp.delta if dp.delta is not None else default_delta(half)

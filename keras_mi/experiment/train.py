@@ -134,6 +134,7 @@ def train_keras_defense(defense: str, config: ExperimentConfig,
     if entry.trains_in_subprocess:
         raise ValueError(f"Defense '{defense}' trains in a child process; use "
                          "train_dpsgd_defense (train_defense picks the right one).")
+    config = config.for_defense(defense)
     recipe = config.training
     x, _ = data["train"]
     seed_everything(seed)
@@ -193,6 +194,7 @@ def train_dpsgd_defense(defense: str, config: ExperimentConfig,
     entry, argument = resolve_defense(defense)
     if not entry.trains_in_subprocess:
         raise ValueError(f"Defense '{defense}' trains in this process; use train_keras_defense.")
+    config = config.for_defense(defense)
     outputs, extras = entry.train_outputs(config, data, input_shape, num_classes, architecture,
                                           seed, verbose, argument)
     return TrainedModel(outputs=outputs, extras=dict(extras))

@@ -30,7 +30,7 @@ def test_default_is_the_location_preset(capsys):
     code, out, _ = _run(capsys, "evaluate", "--print-config")
     cfg = json.loads(out)
     assert code == 0 and cfg["dataset"] == "location"
-    assert cfg["defenses"] == ["none", "mixup", "mmd", "mmd+mixup", "dpsgd"]
+    assert cfg["defenses"] == ["none", "mixup", "mmd", "mmd+mixup", "mmd+early_stopping", "dpsgd"]
 
 
 def test_config_file_is_read(capsys, tmp_path):
