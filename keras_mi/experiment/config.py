@@ -20,6 +20,11 @@ Defense names come from the registry (:mod:`keras_mi.defenses`,
   ε = 8 explicitly, so several budgets can be compared in one report.
 * ``label_smoothing``, ``confidence_penalty``, ``early_stopping``: their
   settings live in the config sections of the same names.
+
+``per_defense`` gives one defense its own values of the other fields
+(``{"mmd+early_stopping": {"mmd_weight": 2.0}}``); every step that trains,
+checks or labels that defense's models reads
+:meth:`ExperimentConfig.for_defense`.
 """
 
 from __future__ import annotations
