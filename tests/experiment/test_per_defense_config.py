@@ -14,7 +14,9 @@ def test_location_preset_gives_each_defense_its_held_out_choice():
     cfg = get_preset("location")
     cfg.validate()
     assert "mmd+early_stopping" in cfg.defenses
-    assert cfg.for_defense("mmd+early_stopping").mmd_weight == 2.0
+    es = cfg.for_defense("mmd+early_stopping")
+    assert (es.mmd_weight, es.training.batch_size, es.training.epochs) == (4.0, 512, 120)
+    assert (cfg.training.batch_size, cfg.training.epochs) == (128, 30)
     # The other MMD entries keep the shared value, and so do the other budgets.
     assert cfg.for_defense("mmd").mmd_weight == cfg.for_defense("mmd+mixup").mmd_weight == 1.0
     lrs = [cfg.for_defense(d).dpsgd.learning_rate for d in ("dpsgd", "dpsgd:1", "dpsgd:8")]
