@@ -97,6 +97,19 @@ GRID = {
     "softmax_gauss_s0.05,0.1_l4_b1000_es5": dict(statistic="softmax", kernel="gaussian",
                                                  sigma=[0.05, 0.1], weight=4.0, batch_size=1000,
                                                  epoch_multiple=8, early_stopping=5),
+    # Bandwidths at batch 512: a third, wider or narrower, beside the pair.
+    "softmax_gauss_s0.05,0.1,0.2_l4_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                    sigma=[0.05, 0.1, 0.2], weight=4.0,
+                                                    batch_size=512, epoch_multiple=4,
+                                                    early_stopping=5),
+    "softmax_gauss_s0.025,0.05,0.1_l4_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                      sigma=[0.025, 0.05, 0.1], weight=4.0,
+                                                      batch_size=512, epoch_multiple=4,
+                                                      early_stopping=5),
+    "softmax_gauss_s0.05,0.1,0.2_l3_b512_es5": dict(statistic="softmax", kernel="gaussian",
+                                                    sigma=[0.05, 0.1, 0.2], weight=3.0,
+                                                    batch_size=512, epoch_multiple=4,
+                                                    early_stopping=5),
 }
 
 ATTACKS = ["loss", "lira_online", "lira_offline", "lira_online_fixed_var",
