@@ -409,6 +409,7 @@ class ExperimentConfig:
             if parts[-1] not in node:
                 raise ValueError(unknown)
             node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
+        _warn_of_shadowed_keys(overrides, data.get("per_defense") or {})
         return type(self).from_dict(data)
 
     def for_defense(self, defense: str) -> "ExperimentConfig":
@@ -565,6 +566,25 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
          "dpsgd.num_microbatches is a TF-Privacy option; the keras_jax trainer clips per "
          "example: set it to null.")
     return errors
+
+
+def _warn_of_shadowed_keys(overrides: Dict[str, Any], per_defense: Dict[str, Any]) -> None:
+    """Warns when a key set for every defense is one a defense sets for itself.
+
+    ``--epochs 5`` on the ``location`` preset shortens every defense but
+    ``mmd+early_stopping``, whose own ``training.epochs`` wins.
+    """
+    import warnings  # pylint: disable=import-outside-toplevel
+
+    for key in overrides:
+        own = {name: values[key] for name, values in per_defense.items()
+               if isinstance(values, dict) and key in values}
+        if own:
+            names = ", ".join(f"{name} ({value!r})" for name, value in own.items())
+            first = next(iter(own))
+            warnings.warn(f"{key} is set for every defense, but per_defense keeps its own value "
+                          f"for {names}; set per_defense.{first}.{key} to change that too.",
+                          UserWarning, stacklevel=3)
 
 
 #: Top-level fields every defense of a report shares: ``per_defense`` may

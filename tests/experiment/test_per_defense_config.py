@@ -44,6 +44,22 @@ def test_dotted_set_reaches_one_defense():
     assert again.for_defense("dpsgd:8").dpsgd.learning_rate == 8.0
 
 
+def test_a_shared_key_a_defense_sets_for_itself_warns():
+    cfg = get_preset("location")
+    with pytest.warns(UserWarning, match=r"training.epochs is set for every defense, but "
+                                         r"per_defense keeps its own value for "
+                                         r"mmd\+early_stopping \(120\)"):
+        short = cfg.with_overrides({"training.epochs": 5})
+    assert short.for_defense("mmd").training.epochs == 5
+    assert short.for_defense("mmd+early_stopping").training.epochs == 120
+    both = short.with_overrides({"per_defense.mmd+early_stopping.training.epochs": 20})
+    assert both.for_defense("mmd+early_stopping").training.epochs == 20
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg.with_overrides({"mixup_alpha": 0.5})  # no defense sets it for itself
+
+
 @pytest.mark.parametrize("per_defense, message", [
     ({"mmd+early": {"mmd_weight": 2}}, r"per_defense.mmd\+early: Unknown defense 'mmd\+early'"),
     ({"mmd": {"seed": 3}}, r"per_defense.mmd sets \['seed'\], which every defense"),
