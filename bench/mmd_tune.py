@@ -74,43 +74,21 @@ GRID = {
     "softmax_gauss_s0.05,0.1_l3_es5": dict(statistic="softmax", kernel="gaussian",
                                            sigma=[0.05, 0.1], weight=3.0, early_stopping=5),
     # Batch 512 (about 17 rows of each of the 30 classes per batch instead of
-    # 4.3: the per-class MMD² on less noise), for 4x the epochs (the same
-    # number of steps), still stopped on the reference loss.
+    # 4.3: the per-class MMD² on less noise) and 1,000 (a model's whole
+    # training half, about 33), for 4x and 8x the epochs (the same number of
+    # steps), still stopped on the reference loss: entries added below.
     "none_b512_es5": dict(batch_size=512, epoch_multiple=4, early_stopping=5),
-    "softmax_gauss_s0.05,0.1_l2_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                sigma=[0.05, 0.1], weight=2.0, batch_size=512,
-                                                epoch_multiple=4, early_stopping=5),
-    "softmax_gauss_s0.05,0.1_l3_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                sigma=[0.05, 0.1], weight=3.0, batch_size=512,
-                                                epoch_multiple=4, early_stopping=5),
-    "softmax_gauss_s0.05,0.1_l4_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                sigma=[0.05, 0.1], weight=4.0, batch_size=512,
-                                                epoch_multiple=4, early_stopping=5),
-    "softmax_gauss_s0.05,0.1_l6_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                sigma=[0.05, 0.1], weight=6.0, batch_size=512,
-                                                epoch_multiple=4, early_stopping=5),
-    # The whole training half in one batch (about 33 rows per class).
     "none_b1000_es5": dict(batch_size=1000, epoch_multiple=8, early_stopping=5),
-    "softmax_gauss_s0.05,0.1_l3_b1000_es5": dict(statistic="softmax", kernel="gaussian",
-                                                 sigma=[0.05, 0.1], weight=3.0, batch_size=1000,
-                                                 epoch_multiple=8, early_stopping=5),
-    "softmax_gauss_s0.05,0.1_l4_b1000_es5": dict(statistic="softmax", kernel="gaussian",
-                                                 sigma=[0.05, 0.1], weight=4.0, batch_size=1000,
-                                                 epoch_multiple=8, early_stopping=5),
-    # Bandwidths at batch 512: a third, wider or narrower, beside the pair.
-    "softmax_gauss_s0.05,0.1,0.2_l4_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                    sigma=[0.05, 0.1, 0.2], weight=4.0,
-                                                    batch_size=512, epoch_multiple=4,
-                                                    early_stopping=5),
-    "softmax_gauss_s0.025,0.05,0.1_l4_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                      sigma=[0.025, 0.05, 0.1], weight=4.0,
-                                                      batch_size=512, epoch_multiple=4,
-                                                      early_stopping=5),
-    "softmax_gauss_s0.05,0.1,0.2_l3_b512_es5": dict(statistic="softmax", kernel="gaussian",
-                                                    sigma=[0.05, 0.1, 0.2], weight=3.0,
-                                                    batch_size=512, epoch_multiple=4,
-                                                    early_stopping=5),
 }
+for _sigma, _weight, _batch in [((0.05, 0.1), 2, 512), ((0.05, 0.1), 3, 512),
+                                ((0.05, 0.1), 4, 512), ((0.05, 0.1), 6, 512),
+                                ((0.05, 0.1), 3, 1000), ((0.05, 0.1), 4, 1000),
+                                # a third bandwidth, wider or narrower, beside the pair
+                                ((0.05, 0.1, 0.2), 4, 512), ((0.025, 0.05, 0.1), 4, 512),
+                                ((0.05, 0.1, 0.2), 3, 512)]:
+    GRID[f"softmax_gauss_s{','.join(f'{v:g}' for v in _sigma)}_l{_weight}_b{_batch}_es5"] = dict(
+        statistic="softmax", kernel="gaussian", sigma=list(_sigma), weight=float(_weight),
+        batch_size=_batch, epoch_multiple={512: 4, 1000: 8}[_batch], early_stopping=5)
 
 ATTACKS = ["loss", "lira_online", "lira_offline", "lira_online_fixed_var",
            "lira_offline_fixed_var"]
