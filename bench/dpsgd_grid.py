@@ -64,8 +64,13 @@ def grid(quick: bool, dataset: str = "location"):
         configs += [("small_cnn", 1000, 25, 2.0, 1.0)]
         # A second pass on the quiet VM (one 50-step run ~5 min): the small CNN
         # at twice the steps and lr 0.5-4, and 100 steps at the lowest lr.
-        return configs + [("small_cnn", 1000, 50, lr, 1.0) for lr in (0.5, 1.0, 4.0)] + [
+        configs += [("small_cnn", 1000, 50, lr, 1.0) for lr in (0.5, 1.0, 4.0)] + [
             ("small_cnn", 1000, 100, 0.5, 1.0)]
+        # A third pass: the second's best sat at its most steps (100, lr 0.5).
+        configs += [("small_cnn", 1000, steps, lr, 1.0)
+                    for steps, lr in ((100, 0.25), (100, 1.0), (100, 2.0), (200, 0.25),
+                                      (200, 0.5), (200, 1.0), (400, 0.5))]
+        return configs + [("small_cnn", 500, 200, lr, 1.0) for lr in (0.5, 1.0)]
     configs = []
     # Softmax regression: every per-example gradient is longer than 1 at the
     # start (|x| ~ 7 on Location), so C = 1 already clips all of them and
