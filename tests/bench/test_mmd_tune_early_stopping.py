@@ -1,4 +1,4 @@
-"""bench/mmd_tune.py: early stopping on the MMD reference set's loss keeps the best epoch."""
+"""bench/mmd_tune.py: early stopping keeps the best epoch; batch size and epochs per entry."""
 
 import importlib.util
 import pathlib
@@ -36,3 +36,17 @@ def test_early_stopping_returns_a_model_no_worse_on_the_reference_loss(mmd_tune,
     stopped = mmd_tune.make_train_fn({**mmd, "early_stopping": 2}, reference, 3,
                                      epochs=40)(x, y, seed=3)
     assert _reference_loss(stopped, reference) < _reference_loss(full, reference) - 0.05
+
+
+def test_batch_size_and_epoch_multiple_set_the_steps(mmd_tune):
+    # 200 records at batch 64 for 2 x 3 epochs: 4 steps an epoch, 24 in all
+    # (the default batch of 128 for 2 epochs would take 4).
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 12)).astype("float32")
+    y = rng.integers(0, 3, size=200)
+    reference = (x[:60], y[:60])
+    model = mmd_tune.make_train_fn({"batch_size": 64, "epoch_multiple": 3}, reference, 3,
+                                   epochs=2)(x, y, seed=0)
+    assert int(model.optimizer.iterations.numpy()) == 24
+    plain = mmd_tune.make_train_fn({}, reference, 3, epochs=2)(x, y, seed=0)
+    assert int(plain.optimizer.iterations.numpy()) == 4
