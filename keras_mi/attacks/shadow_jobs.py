@@ -305,7 +305,10 @@ def train_half_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed
 
     ``kwargs`` (``population``, ``queries``, ``recipe``) go to :func:`train_half_shadow`.
     With ``verbose``, each model trained here is followed by how many are
-    left and the time they would take at the pace so far.
+    left and the time they would take at the pace so far. A ``train_fn``
+    that trains several models in one call (DP-SGD's batched child process)
+    says how many it holds ready with a ``trained_ahead()`` attribute; those
+    are left out of the estimate.
 
     Example:
       >>> train_half_shadows(16, pool, train_fn, "runs/lira", indices=range(8))  # doctest: +SKIP
@@ -321,8 +324,13 @@ def train_half_shadows(num_shadows: int, pool, train_fn: Callable, out_dir, seed
             continue
         seconds.append(time.perf_counter() - start)
         left = sum(not shadow_path(out_dir, j).exists() for j in indices[k + 1:])
+        ahead = min(left, int(getattr(train_fn, "trained_ahead", lambda: 0)()))
         if verbose and left:
-            eta = left * sum(seconds) / len(seconds)
+            if left == ahead:
+                print(f"  {left} model(s) left, trained already (one batch)", flush=True)
+                continue
+            # The calls that trained models ahead were slow for all of them.
+            eta = (left - ahead) * sum(seconds) / (len(seconds) + ahead)
             print(f"  {left} model(s) left, about {_duration(eta)} at this pace", flush=True)
     return paths
 

@@ -1,6 +1,8 @@
 """LiRA math against NumPy/scipy references, and the resumable shadow jobs."""
 
 
+import types
+
 import numpy as np
 import pytest
 from scipy import special, stats
@@ -222,6 +224,36 @@ def test_verbose_bank_says_how_many_models_are_left(tmp_path, capsys):
     assert all(line.endswith("s at this pace") for line in lefts)
     shadow_jobs.train_half_shadows(6, pool, train_fn, tmp_path, seed=1, verbose=1)
     assert "left" not in capsys.readouterr().out  # nothing trained, nothing to estimate
+
+
+def test_models_trained_ahead_are_left_out_of_the_estimate(tmp_path, capsys, monkeypatch):
+    # A batched trainer: its first call "takes" 60 s and trains 3 of the 6
+    # models (it then holds 2 ready), the others come out of later calls.
+    pool = _pool()
+    clock = {"now": 0.0, "ready": 0, "calls": 0}
+    monkeypatch.setattr(shadow_jobs, "time", types.SimpleNamespace(
+        perf_counter=lambda: clock["now"]))
+    stub = _stub_train_fn(pool)
+
+    def train_fn(x, y, seed):
+        clock["calls"] += 1
+        if clock["calls"] in (1, 4):  # each batch of 3 trains in one call
+            clock["now"] += 60.0
+            clock["ready"] = 2
+        else:
+            clock["ready"] -= 1
+        return stub(x, y, seed)
+
+    train_fn.trained_ahead = lambda: clock["ready"]
+    shadow_jobs.train_half_shadows(6, pool, train_fn, tmp_path, seed=1, verbose=1)
+    lefts = [line.strip() for line in capsys.readouterr().out.splitlines() if "left" in line]
+    # 60 s bought 3 models: 20 s each for the 3 not trained yet; then the
+    # second batch leaves none to estimate.
+    assert lefts == ["5 model(s) left, about 60 s at this pace",
+                     "4 model(s) left, about 60 s at this pace",
+                     "3 model(s) left, about 60 s at this pace",
+                     "2 model(s) left, trained already (one batch)",
+                     "1 model(s) left, trained already (one batch)"]
 
 
 @pytest.mark.parametrize("seconds, text", [(45.2, "45 s"), (720, "12 min"), (9000, "2.5 h")])
