@@ -195,6 +195,10 @@ def summarize(bank, report):
         "pairs": best.n_non_members,
         "per_target_tpr_at_1%": {k: v for k, v in per_target.get(best.name, {}).items()
                                  if k != "values"} if isinstance(per_target, dict) else None,
+        # Each model's members below every one of its non-members' losses: the
+        # tail a loss threshold calibrated on that one model finds.
+        "loss_zero_fp_per_model": {k: per_target["loss"]["members_above_all"][k]
+                                   for k in ("min", "median", "max")},
     }
 
 
@@ -227,7 +231,9 @@ def main(argv=None):
         print(f"{name:28s} held-out acc {row['held_out_accuracy']:.3f}  AUC {row['auc']:.3f}  "
               f"TPR@1% {row['tpr_at_1%']:.3f}  TPR@0.1% {row['tpr_at_0.1%']:.3f}"
               f"{'' if row['tpr_at_0.1%_resolved'] else ' (n/a: too few pairs)'}  "
-              f"[{row['strongest']}]  loss zero-FP {row['loss_members_above_all']}  "
+              f"[{row['strongest']}]  loss zero-FP {row['loss_members_above_all']} "
+              f"(per model median {row['loss_zero_fp_per_model']['median']:g}, "
+              f"max {row['loss_zero_fp_per_model']['max']:g})  "
               f"{row['seconds']:.0f}s", flush=True)
 
 
