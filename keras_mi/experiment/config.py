@@ -409,7 +409,9 @@ class ExperimentConfig:
             if parts[-1] not in node:
                 raise ValueError(unknown)
             node[parts[-1]] = _parse_scalar(value) if isinstance(value, str) else value
-        _warn_of_shadowed_keys(overrides, data.get("per_defense") or {})
+        _warn_of_shadowed_keys(overrides, {name: values for name, values
+                                           in (data.get("per_defense") or {}).items()
+                                           if name in (data.get("defenses") or [])})
         return type(self).from_dict(data)
 
     def for_defense(self, defense: str) -> "ExperimentConfig":
@@ -569,7 +571,7 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
 
 
 def _warn_of_shadowed_keys(overrides: Dict[str, Any], per_defense: Dict[str, Any]) -> None:
-    """Warns when a key set for every defense is one a defense sets for itself.
+    """Warns when a key set for every defense is one a listed defense sets for itself.
 
     ``--epochs 5`` on the ``location`` preset shortens every defense but
     ``mmd+early_stopping``, whose own ``training.epochs`` wins.
