@@ -62,7 +62,7 @@ def grid(quick: bool, dataset: str = "location"):
         # TF-Privacy's small CNN (per-example gradients by vmap) is one config here:
         # on the loaded 2-core VM one 25-step run did not finish in 7 minutes.
         configs += [("small_cnn", 1000, 25, 2.0, 1.0)]
-        # A second pass on the quiet VM (one 50-step run ~5 min): the small CNN
+        # A second pass on the quiet VM (a 50-step run: ~1 min): the small CNN
         # at twice the steps and lr 0.5-4, and 100 steps at the lowest lr.
         configs += [("small_cnn", 1000, 50, lr, 1.0) for lr in (0.5, 1.0, 4.0)] + [
             ("small_cnn", 1000, 100, 0.5, 1.0)]
