@@ -479,7 +479,7 @@ class ExperimentConfig:
             errors.append("mmd_sigma must be a finite number > 0 or a non-empty list of them; got "
                           f"{self.mmd_sigma!r}.")
         errors.extend(_bank_errors(self))
-        errors.extend(e for e in _per_defense_errors(self) if e not in errors)
+        errors.extend(_per_defense_errors(self, errors))
         if errors:
             raise ValueError("Invalid experiment config:\n  - " + "\n  - ".join(errors))
 
@@ -597,8 +597,12 @@ _SHARED_FIELDS = ("dataset", "split", "architecture", "defenses", "attacks", "se
                   "per_defense")
 
 
-def _per_defense_errors(config: "ExperimentConfig") -> List[str]:
-    """Each ``per_defense`` entry: a known defense, no shared field, valid values."""
+def _per_defense_errors(config: "ExperimentConfig", shared: Sequence[str]) -> List[str]:
+    """Each ``per_defense`` entry: a known defense, no shared field, valid values.
+
+    A defense's config repeats the shared config's errors (``shared``); only
+    the ones its own values cause are listed, under its name.
+    """
     errors = []
     for name, overrides in config.per_defense.items():
         where = f"per_defense.{name}"
@@ -607,9 +611,9 @@ def _per_defense_errors(config: "ExperimentConfig") -> List[str]:
         except ValueError as err:
             errors.append(f"{where}: {err}")
             continue
-        shared = sorted(k for k in overrides if k.split(".")[0] in _SHARED_FIELDS)
-        if shared:
-            errors.append(f"{where} sets {shared}, which every defense of a report shares "
+        fixed = sorted(k for k in overrides if k.split(".")[0] in _SHARED_FIELDS)
+        if fixed:
+            errors.append(f"{where} sets {fixed}, which every defense of a report shares "
                           "(data, split, architecture, seed, attacks, bank); set them at the "
                           "top level.")
             continue
@@ -617,10 +621,9 @@ def _per_defense_errors(config: "ExperimentConfig") -> List[str]:
             config.for_defense(name).validate()
         except ValueError as err:
             lines = str(err).splitlines()
-            errors.extend(f"{where}: {line.strip()[2:]}" if line.strip().startswith("- ")
-                          else f"{where}: {line}" for line in
-                          (lines[1:] if lines[0].startswith("Invalid experiment config")
-                           else lines))
+            if lines[0].startswith("Invalid experiment config"):
+                lines = [line.strip()[2:] for line in lines[1:]]
+            errors.extend(f"{where}: {line}" for line in lines if line not in shared)
     return errors
 
 

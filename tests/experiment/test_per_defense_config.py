@@ -78,6 +78,18 @@ def test_bad_per_defense_values_are_refused(per_defense, message):
         ExperimentConfig(defenses=["none", "mmd"], per_defense=per_defense).validate()
 
 
+def test_a_shared_error_is_listed_once_not_again_per_defense():
+    cfg = ExperimentConfig(defenses=["none", "mmd"], mixup_alpha=-1.0,
+                           per_defense={"mmd": {"training.epochs": 0}})
+    with pytest.raises(ValueError) as err:
+        cfg.validate()
+    lines = str(err.value).splitlines()[1:]
+    assert lines.count("  - mixup_alpha must be positive, mmd_weight non-negative.") == 1
+    assert not any(line.startswith("  - per_defense.mmd: mixup_alpha") for line in lines)
+    assert "  - per_defense.mmd: training.epochs, batch_size and learning_rate must be " \
+           "positive." in lines
+
+
 @pytest.mark.parametrize("value", [{"mmd": 2}, ["mmd"], {"mmd": {3: 1}}])
 def test_per_defense_must_be_a_mapping_of_mappings(value):
     with pytest.raises(ValueError, match="per_defense must map defense names to mappings"):
