@@ -46,9 +46,9 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
     (:func:`keras_mi.baselines.train_dpsgd_keras` with ``KERAS_BACKEND=jax``
     and Poisson batches; ``out/model.keras``). The noise multiplier is the
     smallest that reaches ε for the run's member count, batch size and
-    epochs (``noise_multiplier_for_epsilon``). The extras record the
-    implementation; for ``keras_jax`` also the sampler and the accountant's
-    ``sampling_assumption``.
+    epochs (``noise_multiplier_for_epsilon`` with ``dpsgd.accountant``).
+    The extras record the implementation; for ``keras_jax`` also the
+    sampler and the accountant's ``sampling_assumption``.
 
     Args:
       config: the experiment config (``config.dpsgd``, ``config.training``).
@@ -85,7 +85,7 @@ def train_outputs(config, data: Dict[str, Any], input_shape, num_classes: int,
         batch_size=batch_size, epochs=epochs, learning_rate=dp.learning_rate,
         momentum=dp.momentum, num_microbatches=dp.num_microbatches, delta=dp.delta, seed=seed,
         work_dir=data.get("work_dir"), verbose=1 if verbose else 0,
-        tf_privacy_optimizer=dp.tf_privacy_optimizer)
+        tf_privacy_optimizer=dp.tf_privacy_optimizer, accountant=dp.accountant)
     return result.outputs, {
         "epsilon": float(result.epsilon), "target_epsilon": float(epsilon),
         "delta": None if result.delta is None else float(result.delta),
@@ -149,7 +149,8 @@ def _keras_jax_job(config, epsilon, splits, input_shape, num_classes, architectu
         l2_norm_clip=dp.l2_norm_clip,
         batch_size=dp.batch_for(len(splits["members"][0]), config.training.batch_size),
         epochs=dp.epochs or config.training.epochs, learning_rate=dp.learning_rate,
-        momentum=dp.momentum, sampling="poisson", delta=dp.delta, seed=seed)
+        momentum=dp.momentum, sampling="poisson", delta=dp.delta, accountant=dp.accountant,
+        seed=seed)
 
 
 def _keras_jax_extras(result, epsilon, architecture) -> Dict[str, Any]:
@@ -198,7 +199,7 @@ def check_data(config, facts, argument: Optional[float]) -> List[str]:
     n, eps = config.split.members, accountant_epsilon(config, argument)
     batch = dp.batch_for(n, config.training.batch_size)
     try:
-        noise_multiplier_for_epsilon(eps, n, batch, epochs, dp.delta, "rdp",
+        noise_multiplier_for_epsilon(eps, n, batch, epochs, dp.delta, dp.accountant,
                                      dp.num_microbatches, steps=epochs * (n // batch))
     except ValueError as err:
         errors.append(f"dpsgd at epsilon {eps:g}: {err}")

@@ -158,6 +158,12 @@ class DPSGDSettings:
     ``"fast_clipping"`` (``DPSequential`` with the layer registry: one
     backward pass for Dense-only models). Same update, different speed.
 
+    ``accountant`` calibrates the noise to ε: ``"rdp"`` (Rényi DP,
+    TF-Privacy's default and ``compute_dp_sgd_privacy``'s) or ``"pld"``
+    (privacy loss distributions, ``dp_accounting.pld``: a tighter bound on
+    the same mechanism, so less noise at the same ε). Both assume Poisson
+    sampling (see ``implementation``).
+
     Example:
       >>> DPSGDSettings(epsilon=4.0).l2_norm_clip
       1.0
@@ -174,6 +180,7 @@ class DPSGDSettings:
     implementation: str = "tf_privacy"
     architecture: Optional[str] = None  # None: the run's architecture
     tf_privacy_optimizer: str = "microbatched"
+    accountant: str = "rdp"
 
     def batch_for(self, num_records: int, recipe_batch_size: int) -> int:
         """The DP-SGD batch size on a training set of ``num_records`` records.
@@ -205,8 +212,8 @@ DPSGD_IMPLEMENTATIONS = ("tf_privacy", "keras_jax")
 def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     """``config.to_dict()`` without fields that do not change the numbers'
     identity: data locations, and ``dpsgd.implementation``,
-    ``dpsgd.architecture`` and ``dpsgd.tf_privacy_optimizer`` at their
-    defaults (so folders and banks made before the fields existed keep
+    ``dpsgd.architecture``, ``dpsgd.tf_privacy_optimizer`` and
+    ``dpsgd.accountant`` at their defaults (so folders and banks made before the fields existed keep
     their hashes).
 
     Example:
@@ -244,6 +251,8 @@ def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
         del data["dpsgd"]["architecture"]  # the run's architecture, as before the field
     if data.get("dpsgd", {}).get("tf_privacy_optimizer") == "microbatched":
         del data["dpsgd"]["tf_privacy_optimizer"]  # the path used before the field
+    if data.get("dpsgd", {}).get("accountant") == "rdp":
+        del data["dpsgd"]["accountant"]  # the accountant used before the field
     return data
 
 
@@ -564,6 +573,9 @@ def _range_errors(config: "ExperimentConfig") -> List[str]:
          "dpsgd.tf_privacy_optimizer is a TF-Privacy option (dpsgd.implementation "
          "tf_privacy); the keras_jax trainer has its own per-example path: leave it at "
          "microbatched.")
+    from keras_mi.baselines.accounting import ACCOUNTANTS
+    need(dp.accountant in ACCOUNTANTS,
+         f"dpsgd.accountant '{dp.accountant}' is not one of {', '.join(ACCOUNTANTS)}.")
     need(dp.implementation != "keras_jax" or dp.num_microbatches is None,
          "dpsgd.num_microbatches is a TF-Privacy option; the keras_jax trainer clips per "
          "example: set it to null.")
