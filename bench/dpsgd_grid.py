@@ -2,8 +2,8 @@
 
 Trains :func:`keras_mi.baselines.train_dpsgd_keras` (Keras 3 / JAX, Poisson
 batches, per-example clipping, noise calibrated to the target ε with the RDP
-accountant) on the 1,000 members of the ``location`` preset's split
-(seed 0), once per configuration, and picks per (ε, architecture) the
+accountant, or PLD with ``--accountant pld``) on the 1,000 members of the
+``location`` preset's split (seed 0), once per configuration, and picks per (ε, architecture) the
 configuration with the highest accuracy on the split's **reference** set:
 1,000 records that are neither members nor non-members (never attacked) nor
 the test split. The chosen configuration's test accuracy is reported next to
@@ -21,6 +21,7 @@ regression; smaller models lose less to the noise).
 Usage:
   python bench/dpsgd_grid.py --out docs/results/dpsgd_grid      # ~20 min, 2 cores
   python bench/dpsgd_grid.py --quick                             # CI, < 1 min
+  python bench/dpsgd_grid.py --accountant pld --architectures linear --out ...
 
 Writes ``grid.jsonl`` (one line per run; a rerun skips the runs already
 there), ``grid.json`` (chosen configurations) and ``grid.md`` to ``--out``.
@@ -101,6 +102,10 @@ def parse_args(argv=None):
                         "split), ε = 8")
     p.add_argument("--epsilons", type=float, nargs="+", default=None)
     p.add_argument("--seed", type=int, default=0, help="split seed (the preset's is 0)")
+    p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp",
+                   help="calibrates the noise to ε (pld: tighter, less noise)")
+    p.add_argument("--architectures", nargs="+", default=None,
+                   help="only the grid's configurations of these architectures")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="results folder (resumable)")
     args = p.parse_args(argv)
@@ -135,7 +140,7 @@ def load_split(args):
     return part(split.members), part(split.reference), part(split.test)
 
 
-def run_one(config, epsilon, members, reference, test, seed):
+def run_one(config, epsilon, members, reference, test, seed, accountant="rdp"):
     """Trains one configuration; returns its JSON row."""
     import keras
 
@@ -154,7 +159,7 @@ def run_one(config, epsilon, members, reference, test, seed):
     t0 = time.perf_counter()
     r = train_dpsgd_keras(model, x, y, target_epsilon=epsilon, l2_norm_clip=clip,
                           batch_size=batch, epochs=epochs, learning_rate=lr, delta=DELTA,
-                          sampling="poisson", seed=seed)
+                          sampling="poisson", accountant=accountant, seed=seed)
 
     def accuracy(pair):
         logits = model.predict(pair[0], verbose=0, batch_size=1000)
@@ -165,12 +170,14 @@ def run_one(config, epsilon, members, reference, test, seed):
             "noise_multiplier": r.noise_multiplier, "epsilon": r.epsilon, "delta": r.delta,
             "clipped_fraction_last": r.history["clipped_fraction"][-1],
             "train_accuracy": accuracy(members), "reference_accuracy": accuracy(reference),
-            "test_accuracy": accuracy(test), "train_s": time.perf_counter() - t0}
+            "test_accuracy": accuracy(test), "train_s": time.perf_counter() - t0,
+            "accountant": accountant}
 
 
 def key_of(row):
-    return (row["epsilon_target"], row["architecture"], row["batch_size"], row["steps"],
-            row["learning_rate"], row["l2_norm_clip"])
+    # Rows written before the accountant was recorded were all RDP's.
+    return (row.get("accountant", "rdp"), row["epsilon_target"], row["architecture"],
+            row["batch_size"], row["steps"], row["learning_rate"], row["l2_norm_clip"])
 
 
 def choose(rows):
@@ -183,7 +190,7 @@ def choose(rows):
     return [best[k] for k in sorted(best)]
 
 
-def markdown(rows, chosen, machine, wall):
+def markdown(rows, chosen, machine, wall, accountant="rdp"):
     head = ["ε", "arch", "batch", "steps", "lr", "clip", "σ", "reference acc", "test acc"]
 
     def line(r):
@@ -193,7 +200,7 @@ def markdown(rows, chosen, machine, wall):
                 f"{r['test_accuracy']:.3f}"]
 
     text = (f"# DP-SGD grid on {machine.get('dataset', 'Location')} (δ = {DELTA:g}, Poisson "
-            f"batches, RDP accountant)\n\n"
+            f"batches, {accountant.upper()} accountant)\n\n"
             f"{machine['date_utc']}, {machine['cpu_count']} CPU cores; {len(rows)} runs, "
             f"{wall:.0f} s. Chosen per (ε, architecture) on the reference split; test "
             f"accuracy on the test split. The selection is not accounted for in ε.\n\n"
@@ -215,12 +222,15 @@ def main(argv=None):
     log = out / "grid.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     done = {key_of(r) for r in rows}
-    todo = [(eps, c) for eps in args.epsilons for c in grid(args.quick, args.dataset)
-            if (eps,) + tuple(c) not in done]
+    rows = [r for r in rows if r.get("accountant", "rdp") == args.accountant]
+    configs = [c for c in grid(args.quick, args.dataset)
+               if args.architectures is None or c[0] in args.architectures]
+    todo = [(eps, c) for eps in args.epsilons for c in configs
+            if (args.accountant, eps) + tuple(c) not in done]
     _common.stamp(f"{len(members[0])} members; {len(todo)} runs to do ({len(rows)} done); "
                   f"out {out}")
     for i, (eps, config) in enumerate(todo):
-        row = run_one(config, eps, members, reference, test, args.seed)
+        row = run_one(config, eps, members, reference, test, args.seed, args.accountant)
         rows.append(row)
         with open(log, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -234,7 +244,7 @@ def main(argv=None):
     wall = time.perf_counter() - start
     _common.write_json_atomic(out / "grid.json", {"machine": machine, "args": vars(args),
                                                   "chosen": chosen, "runs": len(rows)})
-    text = markdown(rows, chosen, machine, wall)
+    text = markdown(rows, chosen, machine, wall, args.accountant)
     _common.write_text_atomic(out / "grid.md", text)
     print(text)
     return chosen

@@ -43,7 +43,7 @@ def parse_spec(text: str):
     if not label or not rest:
         raise argparse.ArgumentTypeError(f"spec {text!r} is not LABEL=DEFENSE[,KEY=VALUE...]")
     # A comma starts a new override only before KEY=, so list values keep theirs.
-    defense, *pairs = re.split(r",(?=[A-Za-z_][A-Za-z0-9_.]*=)", rest)
+    defense, *pairs = re.split(r",(?=[A-Za-z_][A-Za-z0-9_.+:]*=)", rest)
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
