@@ -67,7 +67,9 @@ def parse_args(argv=None):
                    help="skip the Keras 3 / JAX DP-SGD bank")
     p.add_argument("--dp-tuned", nargs="+", metavar="EPS:ARCH:BATCH:STEPS:LR:CLIP",
                    default=None, help="DP-SGD banks only, one per setting (Keras 3 / JAX, "
-                                      "Poisson batches, RDP-calibrated noise)")
+                                      "Poisson batches, noise from --dp-accountant)")
+    p.add_argument("--dp-accountant", choices=("rdp", "pld"), default="rdp",
+                   help="the accountant that calibrates --dp-tuned's noise (dpsgd.accountant)")
     p.add_argument("--dp-jax-worker", metavar="RUN", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.bank = args.bank or (4 if args.quick else 16)
@@ -147,7 +149,7 @@ def dp_jax_worker(run: pathlib.Path, num_models: int) -> None:
     batch, epochs = dp.batch_for(n, recipe.batch_size), dp.epochs or recipe.epochs
     # Every bank model trains on n records: one calibration serves them all
     # (the same bisection train_dpsgd_keras runs for target_epsilon).
-    sigma = noise_multiplier_for_epsilon(dp.epsilon, n, batch, epochs, dp.delta, "rdp",
+    sigma = noise_multiplier_for_epsilon(dp.epsilon, n, batch, epochs, dp.delta, dp.accountant,
                                          steps=epochs * (n // batch))
 
     def train_fn(xt, yt, seed):
@@ -161,7 +163,9 @@ def dp_jax_worker(run: pathlib.Path, num_models: int) -> None:
 
     kbank.train_bank(train_fn, pool, run / "banks" / "dpsgd_jax", num_models=num_models,
                      population=(x[split.test], y[split.test]),
-                     recipe=f"dpsgd-jax eps{dp.epsilon:g}", seed=model_seed(cfg.seed, "bank"))
+                     recipe=f"dpsgd-jax eps{dp.epsilon:g}"
+                     + ("" if dp.accountant == "rdp" else f" {dp.accountant}"),
+                     seed=model_seed(cfg.seed, "bank"))
 
 
 def dp_jax_rows(run: pathlib.Path, args, seed, epsilon):
@@ -209,7 +213,9 @@ def dp_tuned_rows(args, seed, setting, out):
     from keras_mi.experiment.report import bank_summary
     from keras_mi.experiment.steps import plan_split
 
-    folder = out / f"seed{seed}" / f"dpsgd_eps{setting['epsilon']:g}"
+    pld = args.dp_accountant != "rdp"
+    folder = (out / f"seed{seed}"
+              / f"dpsgd_eps{setting['epsilon']:g}{'_' + args.dp_accountant if pld else ''}")
     folder.mkdir(parents=True, exist_ok=True)
     base = get_preset("location")
     half = (base.split.members + base.split.non_members) // 2
@@ -220,7 +226,8 @@ def dp_tuned_rows(args, seed, setting, out):
                  "dpsgd.batch_size": setting["batch_size"],
                  "dpsgd.epochs": setting["steps"] // (half // setting["batch_size"]),
                  "dpsgd.learning_rate": setting["learning_rate"],
-                 "dpsgd.l2_norm_clip": setting["l2_norm_clip"]}
+                 "dpsgd.l2_norm_clip": setting["l2_norm_clip"],
+                 "dpsgd.accountant": args.dp_accountant}
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     cfg = base.with_overrides(overrides)
@@ -242,7 +249,7 @@ def dp_tuned_rows(args, seed, setting, out):
     accuracy = kbank.model_accuracies(dp_bank)["population"]["median"]
     name = (f"dpsgd ε={setting['epsilon']:g} ({setting['architecture']}, batch "
             f"{setting['batch_size']}, {setting['steps']} steps, lr {setting['learning_rate']:g}, "
-            f"clip {setting['l2_norm_clip']:g})")
+            f"clip {setting['l2_norm_clip']:g}{', ' + args.dp_accountant if pld else ''})")
     rows = bank_rows(seed, name, bank_summary({"adaptive": report, "non_adaptive": None}),
                      accuracy, seconds)
     for row in rows:
