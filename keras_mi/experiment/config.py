@@ -613,7 +613,11 @@ def _per_defense_errors(config: "ExperimentConfig", shared: Sequence[str]) -> Li
     """Each ``per_defense`` entry: a known defense, no shared field, valid values.
 
     A defense's config repeats the shared config's errors (``shared``); only
-    the ones its own values cause are listed, under its name.
+    the ones its own values cause are listed, under its name. An entry of a
+    defense the run does not train is checked for its keys and their types,
+    not for how its values combine with the shared ones (``--defenses dpsgd
+    --set dpsgd.num_microbatches=10`` is not refused for ``dpsgd:1``'s own
+    batch size); listing that defense checks them.
     """
     errors = []
     for name, overrides in config.per_defense.items():
@@ -630,7 +634,9 @@ def _per_defense_errors(config: "ExperimentConfig", shared: Sequence[str]) -> Li
                           "top level.")
             continue
         try:
-            config.for_defense(name).validate()
+            own = config.for_defense(name)  # unknown keys, wrong types
+            if name in config.defenses:
+                own.validate()
         except ValueError as err:
             lines = str(err).splitlines()
             if lines[0].startswith("Invalid experiment config"):

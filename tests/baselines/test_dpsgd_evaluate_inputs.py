@@ -156,6 +156,7 @@ def test_location_preset_dpsgd_row_is_the_tuned_keras_jax_linear_setting():
     assert dp.batch_for(cfg.split.members, cfg.training.batch_size) == 1000  # epochs are steps
     # the new fields count in the run's identity once they leave their defaults
     assert identity_dict(cfg)["dpsgd"]["architecture"] == "linear"
+    assert identity_dict(cfg)["dpsgd"]["accountant"] == "pld"
 
 
 @pytest.mark.parametrize("members", [20, 13])

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from keras_mi import cli
-from keras_mi.experiment import ExperimentConfig, SplitSizes, TrainingRecipe, get_preset
+from keras_mi.experiment import (
+    DPSGDSettings,
+    ExperimentConfig,
+    SplitSizes,
+    TrainingRecipe,
+    get_preset,
+)
 from keras_mi.experiment.steps import bank_recipe
 
 
@@ -19,8 +25,10 @@ def test_location_preset_gives_each_defense_its_held_out_choice():
     assert (cfg.training.batch_size, cfg.training.epochs) == (128, 30)
     # The other MMD entries keep the shared value, and so do the other budgets.
     assert cfg.for_defense("mmd").mmd_weight == cfg.for_defense("mmd+mixup").mmd_weight == 1.0
-    lrs = [cfg.for_defense(d).dpsgd.learning_rate for d in ("dpsgd", "dpsgd:1", "dpsgd:8")]
-    assert lrs == [4.0, 1.0, 8.0]
+    dps = [cfg.for_defense(d).dpsgd for d in ("dpsgd", "dpsgd:1", "dpsgd:8")]
+    assert [(d.learning_rate, d.batch_size, d.epochs) for d in dps] == [
+        (8.0, "full", 25), (1.0, 500, 25), (8.0, "full", 50)]
+    assert {d.accountant for d in dps} == {"pld"}
     # A defense's config carries no per_defense of its own: applying it twice is a no-op.
     own = cfg.for_defense("mmd+early_stopping")
     assert own.per_defense == {}
@@ -75,7 +83,23 @@ def test_a_shared_key_a_defense_sets_for_itself_warns():
 ])
 def test_bad_per_defense_values_are_refused(per_defense, message):
     with pytest.raises(ValueError, match=message):
-        ExperimentConfig(defenses=["none", "mmd"], per_defense=per_defense).validate()
+        ExperimentConfig(defenses=["none", "mmd", "mmd+early_stopping"],
+                         per_defense=per_defense).validate()
+
+
+def test_an_entry_of_a_defense_not_trained_is_checked_for_keys_not_values():
+    # dpsgd:1's own batch of 500 does not split into 7 microbatches, but only
+    # dpsgd trains: its batch of 50 does, so the run is valid.
+    cfg = ExperimentConfig(defenses=["dpsgd"], per_defense={"dpsgd:1": {"dpsgd.batch_size": 500}},
+                           dpsgd=DPSGDSettings(batch_size=49, num_microbatches=7))
+    cfg.validate()
+    listed = cfg.with_overrides({"defenses": ["dpsgd", "dpsgd:1"]})
+    with pytest.raises(ValueError, match=r"per_defense.dpsgd:1: dpsgd.num_microbatches \(7\)"):
+        listed.validate()
+    for entry, message in (({"nope": 1}, "Unknown config key 'nope'"),
+                           ({"mmd_weight": "heavy"}, "config.mmd_weight must be float")):
+        with pytest.raises(ValueError, match=message):
+            ExperimentConfig(defenses=["none"], per_defense={"mmd": entry}).validate()
 
 
 def test_a_shared_error_is_listed_once_not_again_per_defense():
