@@ -151,6 +151,7 @@ def make_train_fn(settings, reference, num_classes, epochs):
     import keras
 
     from keras_mi.data import mixup_dataset
+    from keras_mi.defenses import EarlyStoppingSettings
     from keras_mi.models import build_model
     from keras_mi.training import MMDModel
 
@@ -175,9 +176,7 @@ def make_train_fn(settings, reference, num_classes, epochs):
             ref_y = (np.eye(num_classes, dtype="float32")[reference[1]] if alpha
                      else reference[1])
             stop = {"validation_data": (reference[0], ref_y), "callbacks": [
-                keras.callbacks.EarlyStopping(monitor="val_loss", mode="min",
-                                              patience=settings["early_stopping"],
-                                              restore_best_weights=True)]}
+                EarlyStoppingSettings(patience=settings["early_stopping"]).callback()]}
         if alpha:
             data = mixup_dataset(x, y, num_classes=num_classes, alpha=alpha, batch_size=batch,
                                  seed=int(seed))

@@ -100,12 +100,7 @@ def build_confidence_penalty(model, config, data, num_classes, seed, argument=No
 
 def _stop_on_reference_loss(plan: FitPlan, config, data) -> FitPlan:
     """``plan`` stopped on the reference split's cross-entropy, best weights restored."""
-    import keras  # pylint: disable=import-outside-toplevel
-
-    s = config.early_stopping
-    plan.callbacks.append(keras.callbacks.EarlyStopping(
-        monitor="val_loss", mode="min", patience=s.patience, min_delta=s.min_delta,
-        restore_best_weights=True))
+    plan.callbacks.append(config.early_stopping.callback())
     plan.fit_kwargs["validation_data"] = tuple(data["reference"])
     return plan
 

@@ -92,6 +92,25 @@ class EarlyStoppingSettings:
     patience: int = 5
     min_delta: float = 0.0
 
+    def callback(self):
+        """The ``keras.callbacks.EarlyStopping`` of these settings.
+
+        It watches ``val_loss`` (the fit's ``validation_data`` must be the
+        held-out set) and restores the best epoch's weights.
+
+        Returns:
+          A new callback (Keras is imported here, not with this module).
+
+        Example:
+          >>> EarlyStoppingSettings(patience=3).callback().patience
+          3
+        """
+        import keras  # pylint: disable=import-outside-toplevel
+
+        return keras.callbacks.EarlyStopping(monitor="val_loss", mode="min",
+                                             patience=self.patience, min_delta=self.min_delta,
+                                             restore_best_weights=True)
+
     def errors(self, prefix: str = "early_stopping") -> List[str]:
         errors = []
         if not 0 <= self.patience <= 1000:
