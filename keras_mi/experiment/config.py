@@ -213,8 +213,8 @@ def identity_dict(config: "ExperimentConfig") -> Dict[str, Any]:
     """``config.to_dict()`` without fields that do not change the numbers'
     identity: data locations, and ``dpsgd.implementation``,
     ``dpsgd.architecture``, ``dpsgd.tf_privacy_optimizer`` and
-    ``dpsgd.accountant`` at their defaults (so folders and banks made before the fields existed keep
-    their hashes).
+    ``dpsgd.accountant`` at their defaults (so folders and banks made
+    before the fields existed keep their hashes).
 
     Example:
       >>> "implementation" in identity_dict(ExperimentConfig())["dpsgd"]
