@@ -7,8 +7,9 @@ accountant, or PLD with ``--accountant pld``) on the 1,000 members of the
 per (ε, architecture) the configuration with the highest accuracy on the
 split's **reference** set: 1,000 records that are neither members nor
 non-members (never attacked) nor the test split. The chosen
-configuration's test accuracy is reported next to it. The tuning itself is *not* accounted for in ε (each run is ε-DP; the
-selection among them leaks a little more, as in every DP paper that tunes).
+configuration's test accuracy is reported next to it. The tuning itself
+is *not* accounted for in ε (each run is ε-DP; the selection among them
+leaks a little more, as in every DP paper that tunes).
 
 The grid follows De et al. (2022) and Ponomareva et al. (2023): large
 batches up to the full batch, a fixed number of steps (100–400, not
