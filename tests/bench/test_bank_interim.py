@@ -1,14 +1,13 @@
 """bench/bank_interim.py: an interim look at a run's banks gives evaluate's numbers."""
 
-import importlib.util
 import json
 import pathlib
 import shutil
 import sys
 
 import pytest
+from _bench_module import load_bench_module
 
-BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiment"))
 from _experiment_data import three_class  # noqa: E402
 
@@ -17,11 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def interim():
-    spec = importlib.util.spec_from_file_location("bank_interim_under_test",
-                                                  BENCH / "bank_interim.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("bank_interim")
 
 
 def test_interim_of_a_finished_bank_is_evaluates_bank_and_part_of_one_is_refused(

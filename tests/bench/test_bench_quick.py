@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+from _bench_module import load_bench_module
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
@@ -134,18 +135,7 @@ def test_no_tf_runner_really_blocks_tensorflow(tmp_path):
 
 
 def _gpu_module():
-    import importlib.util
-
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "gpu_cifar10_under_test", BENCH / "gpu_cifar10.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_bench_module("gpu_cifar10")
 
 
 def test_crop_flip_matches_a_per_image_crop():

@@ -1,25 +1,13 @@
 """bench/defense_tune.py's pure helpers: the grid's specs and the selection rule."""
 
-import importlib.util
-import pathlib
-import sys
 
 import pytest
-
-BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
+from _bench_module import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def tune():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("defense_tune_under_test",
-                                                      BENCH / "defense_tune.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_bench_module("defense_tune")
 
 
 def _row(defense, acc, tpr):

@@ -1,25 +1,13 @@
 """bench/frontier_location.py's spec parser: overrides, list values, per-defense keys."""
 
-import importlib.util
-import pathlib
-import sys
 
 import pytest
-
-BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
+from _bench_module import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def frontier():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("frontier_location_under_test",
-                                                      BENCH / "frontier_location.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_bench_module("frontier_location")
 
 
 def test_list_values_keep_their_commas(frontier):

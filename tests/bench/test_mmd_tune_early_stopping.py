@@ -1,20 +1,14 @@
 """bench/mmd_tune.py: early stopping keeps the best epoch; batch size and epochs per entry."""
 
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
-
-BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
+from _bench_module import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def mmd_tune():
-    spec = importlib.util.spec_from_file_location("mmd_tune_under_test", BENCH / "mmd_tune.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("mmd_tune")
 
 
 def _reference_loss(model, reference):
