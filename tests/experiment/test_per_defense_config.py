@@ -89,7 +89,7 @@ def test_bad_per_defense_values_are_refused(per_defense, message):
 
 def test_an_entry_of_a_defense_not_trained_is_checked_for_keys_not_values():
     # dpsgd:1's own batch of 500 does not split into 7 microbatches, but only
-    # dpsgd trains: its batch of 50 does, so the run is valid.
+    # dpsgd trains: its batch of 49 does, so the run is valid.
     cfg = ExperimentConfig(defenses=["dpsgd"], per_defense={"dpsgd:1": {"dpsgd.batch_size": 500}},
                            dpsgd=DPSGDSettings(batch_size=49, num_microbatches=7))
     cfg.validate()
